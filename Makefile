@@ -1,0 +1,64 @@
+# Every workflow step of the gradient_backward kit. `make` runs the main job (demo).
+SHELL := /bin/bash
+PY ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+ASSIGNMENT := gradient_backward
+JOBS ?= $(shell nproc 2>/dev/null || echo 2)
+
+.DEFAULT_GOAL := demo
+.PHONY: demo test test-fast release lab clean distclean check-bwrap collect autograde feedback export samples
+
+# --- environment -----------------------------------------------------------------------
+$(STAMP): requirements.txt constraints.txt pyproject.toml
+	@test -x $(BIN)/python || $(PY) -m venv $(VENV)
+	$(BIN)/pip install --disable-pip-version-check -q -r requirements.txt -c constraints.txt
+	$(BIN)/pip install --disable-pip-version-check -q --no-deps --no-build-isolation -e .
+	@touch $@
+
+check-bwrap:
+	@command -v bwrap >/dev/null || echo "NOTE: bubblewrap (bwrap) is not installed: student code will run with weaker isolation. Install it with: sudo apt-get install bubblewrap" >&2
+
+# --- main job --------------------------------------------------------------------------
+demo: $(STAMP) check-bwrap release
+	$(BIN)/python -m autograder demo
+
+# --- tests -----------------------------------------------------------------------------
+test: $(STAMP) check-bwrap
+	$(BIN)/python -m pytest -q tests
+
+# --- nbgrader workflow -----------------------------------------------------------------
+release: $(STAMP)
+	$(BIN)/nbgrader generate_assignment $(ASSIGNMENT) --force --log-level=WARN
+
+# An LMS download (Canvas "Download Submissions" zip) -> submitted/ (docs/instructors.md).
+ARCHIVE ?= samples/canvas_download.zip
+collect: $(STAMP) release
+	$(BIN)/python -m autograder collect $(ARCHIVE) $(ASSIGNMENT)
+
+# Engine grades everything in parallel, then nbgrader autograde per student; rerun resumes.
+autograde: $(STAMP)
+	$(BIN)/python -m autograder autograde $(ASSIGNMENT) --jobs $(JOBS)
+
+feedback: $(STAMP)
+	$(BIN)/nbgrader generate_feedback $(ASSIGNMENT) --force --log-level=WARN
+	@echo "feedback pages: feedback/<student>/$(ASSIGNMENT)/$(ASSIGNMENT).html"
+
+# Per-part grades (build/grades.csv) and nbgrader's own export with late penalties.
+export: $(STAMP)
+	$(BIN)/python -m autograder gradebook --csv build/grades.csv
+	$(BIN)/nbgrader export --to build/nbgrader_grades.csv --log-level=WARN
+
+# Rebuild the bundled sample class (samples/canvas_download.zip, committed).
+samples: $(STAMP) release
+	$(BIN)/python samples/build_samples.py
+
+lab: $(STAMP)
+	$(BIN)/jupyter lab --no-browser --ServerApp.root_dir=$(CURDIR)
+
+clean:
+	rm -rf submitted autograded feedback downloaded gradebook.db gradebook.db.bak* .kit build
+
+distclean: clean
+	rm -rf $(VENV)

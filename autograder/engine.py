@@ -1,0 +1,223 @@
+"""Grades one submission: restore, sandboxed run, hidden suites, scoring. One Engine per worker."""
+from __future__ import annotations
+
+import hashlib
+import importlib
+import logging
+import time
+import tomllib
+import uuid
+from functools import lru_cache
+from pathlib import Path
+
+import nbformat
+
+from . import rubric as rubric_mod
+from . import scoring, static_check
+from .notebook import NotebookError, Plan, read_submission, restore
+from .sandbox import Limits, Sandbox
+from .suite import CaseResult, ErrorInfo, PartRun, Student, SuiteRunner, ensure_importable, parse_case
+
+log = logging.getLogger("autograder.engine")
+PACKAGE = Path(__file__).resolve().parent
+PART_OUTPUT_CHARS = 4000
+STUDENT_OUTPUT_CHARS = 1500
+
+
+@lru_cache(maxsize=None)
+def fingerprint(assignment: str = "gradient_backward") -> str:
+    """Hash of everything that decides a score: the engine, the assignment folder, the source."""
+    r = rubric_mod.load(assignment)
+    h = hashlib.sha256()
+    files = sorted(PACKAGE.rglob("*.py")) + sorted(
+        p for p in r.folder.rglob("*") if p.is_file() and p.suffix in (".py", ".toml")
+        and "__pycache__" not in p.parts) + [r.source]
+    for f in files:
+        h.update(str(f.relative_to(rubric_mod.KIT_ROOT)).encode() + b"\0" + f.read_bytes() + b"\0")
+    return h.hexdigest()[:32]
+
+
+@lru_cache(maxsize=None)
+def source_notebook(assignment: str = "gradient_backward"):
+    return nbformat.read(str(rubric_mod.load(assignment).source), as_version=4)
+
+
+def _settings(r) -> dict:
+    return tomllib.loads((r.folder / "assignment.toml").read_text())
+
+
+class Engine:
+    """A warm sandbox plus the assignment's suites; grades submissions one at a time."""
+
+    def __init__(self, assignment: str = "gradient_backward", *, limits: Limits | None = None,
+                 level: str | None = None):
+        self.assignment = assignment
+        self.rubric = rubric_mod.load(assignment)
+        self.limits = limits or Limits()
+        folder = self.rubric.folder
+        ensure_importable(folder)
+        self.cases = importlib.import_module("cases").all_cases()
+        self.case_wire, inputs = self._wire_cases()
+        files = [self.rubric.source.parent / f for f in _settings(self.rubric).get("sandbox_files", [])]
+        self.sandbox = Sandbox(inputs=inputs, probes_source=(folder / "probes.py").read_text(),
+                               workdir_files=files, limits=self.limits, level=level)
+        self.suite = SuiteRunner(folder, self.rubric.part_names)
+        self.source = source_notebook(assignment)
+
+    def _wire_cases(self):
+        wire, inputs = {}, {}
+        for index, case in enumerate(self.cases):
+            names = {}
+            for key, arr in case.make_inputs().items():
+                names[key] = f"c{index}_{key}"
+                inputs[names[key]] = arr
+            wire.setdefault(case.part, []).append({"index": index, "probe": case.probe, "inputs": names})
+        return wire, inputs
+
+    @property
+    def isolation(self) -> str:
+        return self.sandbox.description
+
+    # -- one submission --
+
+    def grade(self, path: str | Path) -> scoring.Result:
+        """Never raises for bad input: an unreadable file is a result with score 0."""
+        started = time.monotonic()
+        path = Path(path)
+        sha = hashlib.sha256(path.read_bytes()).hexdigest() if path.is_file() else ""
+        try:
+            nb = read_submission(path)
+        except NotebookError as exc:
+            log.warning("%s: not graded: %s", path, exc)
+            return scoring.unreadable(self.rubric, str(exc), sha256=sha, isolation=self.isolation)
+        plan = restore(nb, self.source, self.rubric.part_names)
+        report = self.sandbox.grade(uuid.uuid4().hex[:12], plan.wire(), self._parts_wire(plan))
+        student, flags = self._student(plan, report)
+        outcomes = [scoring.TestOutcome(nodeid=n, part=p, passed=ok, message=m, mistake=k)
+                    for n, p, ok, m, k in self.suite.run(student)]
+        feedback = {p: self._feedback(p, student, outcomes, flags.get(p, []), plan)
+                    for p in self.rubric.part_names}
+        result = scoring.score(self.rubric, outcomes, feedback=feedback, flags=flags,
+                               isolation=self.sandbox.level, seconds=time.monotonic() - started,
+                               sha256=sha, header=self._header(plan, report))
+        log.info("%s: %.2f/%.0f in %.2fs", path.name, result.score, result.max_score, result.seconds)
+        return result
+
+    def _parts_wire(self, plan: Plan) -> dict:
+        return {p: {"after": plan.part_after[p], "cases": self.case_wire.get(p, [])}
+                for p in self.rubric.part_names if p in plan.part_after}
+
+    def _student(self, plan: Plan, report: dict) -> tuple[Student, dict[str, list[str]]]:
+        by_index = {}
+        for payload in report.get("cases", []):
+            parsed = parse_case(payload)
+            if parsed and 0 <= parsed[0] < len(self.cases):
+                by_index[parsed[0]] = parsed[1]
+        cases = {c.id: by_index.get(i, CaseResult()) for i, c in enumerate(self.cases)}
+        parts = self._part_runs(plan, report)
+        flags: dict[str, list[str]] = {}
+        for p in self.rubric.part_names:
+            rp, run = self.rubric.get(p), parts[p]
+            mine = [cases[c.id] for c in self.cases if c.part == p]
+            f = []
+            if not rp.autograd_allowed and (run.static_findings or any(
+                    r.autograd_used or any(k.endswith(".requires_grad") for k in r.values) for r in mine)):
+                f.append("autograd")
+            if any(r.status == "timeout" for r in mine) or run.cell_status == "timeout":
+                f.append("timeout")
+            if any(r.status == "crashed" for r in mine) or run.cell_status == "died":
+                f.append("crashed")
+            if any(r.error and r.error.memory for r in mine):
+                f.append("out_of_memory")
+            if run.missing_cell:
+                f.append("missing_cell")
+            if report.get("status") == "sandbox_failure":
+                f.append("sandbox_failure")
+            flags[p] = f
+        return Student(cases, parts, self.limits), flags
+
+    def _part_runs(self, plan: Plan, report: dict) -> dict[str, PartRun]:
+        cells = {c.get("index"): c for c in report.get("cells", []) if isinstance(c, dict)}
+        outputs = {c.get("index"): str(c.get("text", "")) for c in report.get("cell_outputs", [])
+                   if isinstance(c, dict)}
+        part_out = {c.get("part"): str(c.get("text", "")) for c in report.get("part_outputs", [])
+                    if isinstance(c, dict)}
+        not_run = {c.get("part"): str(c.get("reason", "")) for c in report.get("partruns", [])
+                   if isinstance(c, dict) and c.get("status") == "not_run"}
+        runs = {}
+        for p in self.rubric.part_names:
+            idx = plan.part_after.get(p)
+            cell = cells.get(idx, {}) if idx is not None else {}
+            err = cell.get("error") if isinstance(cell.get("error"), dict) else None
+            rp = self.rubric.get(p)
+            runs[p] = PartRun(
+                part=p, cell_status=str(cell.get("status", "not_run")),
+                cell_error=ErrorInfo(type=str(err.get("type", ""))[:80],
+                                     message=str(err.get("message", ""))[:500],
+                                     last_line=str(err.get("last_line", ""))[:300]) if err else None,
+                stdout=(outputs.get(idx, "") + part_out.get(p, ""))[:8000],
+                static_findings=[] if rp.autograd_allowed else static_check.scan(
+                    plan.part_code(p), allow_backward_method=p not in _FUNCTION_PARTS),
+                missing_cell=p in plan.missing, not_run_reason=not_run.get(p, ""))
+        return runs
+
+    def _feedback(self, part, student: Student, outcomes, flags, plan: Plan) -> str:
+        """One or two plain sentences per problem, the student's own output last, capped."""
+        run = student.part(part)
+        mine = [o for o in outcomes if o.part == part]
+        passed = sum(o.passed for o in mine)
+        lines = []
+        if "autograd" in flags:
+            found = "; ".join(run.static_findings) or "autograd was called while your code ran"
+            lines.append(f"Score 0: this part must be done by hand with the chain rule, without "
+                         f"autograd. Your code {found}." if run.static_findings else
+                         f"Score 0: this part must be done by hand with the chain rule, but "
+                         f"{found}.")
+        if run.missing_cell:
+            lines.append(f"Your notebook has no `{part}` solution cell (deleted, or its metadata "
+                         "changed); graded what your other cells defined.")
+        if run.cell_error and run.cell_status != "ok":
+            lines.append(f"Your cell for this part failed: {run.cell_error.describe()}")
+        lines.append(f"{passed}/{len(mine)} hidden checks passed.")
+        seen = []
+        for o in mine:
+            if not o.passed and o.message and o.message not in seen:
+                seen.append(o.message)
+        lines += [f"- {m}" for m in seen[:3]]
+        if len(seen) > 3:
+            lines.append(f"- ... and {len(seen) - 3} more kinds of failure.")
+        if run.stdout.strip():
+            shown = run.stdout.strip()[:STUDENT_OUTPUT_CHARS]
+            more = " [cut]" if len(run.stdout.strip()) > STUDENT_OUTPUT_CHARS else ""
+            lines.append(f"Your code printed (shown as is, not used for grading):\n{shown}{more}")
+        return "\n".join(lines)[:PART_OUTPUT_CHARS]
+
+    def _header(self, plan: Plan, report: dict) -> str:
+        lines = [f"Isolation: {self.sandbox.description}."]
+        if self.sandbox.level != "bwrap":
+            lines.append("WARNING: graded with weakened isolation (see above).")
+        if report.get("status") == "timeout":
+            lines.append("The whole submission ran out of time; parts not reached score 0.")
+        if report.get("status") == "sandbox_failure":
+            lines.append("The sandbox failed while grading this submission; please report it.")
+        lines += plan.notes
+        return "\n".join(lines)
+
+    def close(self):
+        self.sandbox.close()
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.close()
+
+
+# Parts written as plain functions: a `.backward()` call there can only be autograd's.
+_FUNCTION_PARTS = {"mse_grad", "relu_grad", "lin_grad", "forward_and_backward"}
+
+
+def grade_notebook(path, assignment: str = "gradient_backward", **kw) -> scoring.Result:
+    """Grade one file with a fresh engine (a batch should keep one Engine instead)."""
+    with Engine(assignment, **kw) as engine:
+        return engine.grade(path)

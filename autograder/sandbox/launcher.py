@@ -1,0 +1,330 @@
+"""Starts the sandboxed zygote (bwrap, or the strongest fallback this machine has) and talks to it."""
+from __future__ import annotations
+
+import contextlib
+import ctypes
+import json
+import logging
+import os
+import select
+import shutil
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+import uuid
+from dataclasses import asdict, dataclass
+from functools import lru_cache
+from pathlib import Path
+
+import numpy as np
+
+log = logging.getLogger("autograder.sandbox")
+INSIDE = Path(__file__).with_name("inside.py")
+WORKDIR = "/home/student"
+LEVELS = ("bwrap", "namespaces", "rlimits")
+DESCRIPTIONS = {
+    "bwrap": "bwrap (no network, own PID/IPC/UTS/user namespaces, read-only system, "
+             "course folder not visible, rlimits)",
+    "namespaces": "namespaces only (no network; bubblewrap is missing, so student code CAN READ "
+                  "the grading user's files; install bubblewrap)",
+    "rlimits": "rlimits only (bubblewrap and user namespaces are unavailable: student code runs "
+               "with the grading user's file and NETWORK access; install bubblewrap)",
+}
+
+
+@dataclass(frozen=True)
+class Limits:
+    """Per-submission resource limits; every number is a setting with a reason."""
+    memory_mb: int = 2048      # RLIMIT_AS per process: torch needs ~0.7 GB, part 7's trap needs 3 GB
+    cpu_seconds: int = 60      # RLIMIT_CPU per process, a backstop behind the wall clocks below
+    file_mb: int = 16          # RLIMIT_FSIZE: the only writable place is a small tmpfs anyway
+    cell_seconds: float = 30   # wall clock for one notebook cell's top-level code
+    case_seconds: float = 15   # wall clock for one probe (one hidden-test input)
+    part_seconds: float = 60   # wall clock for all probes of one part
+    job_seconds: float = 300   # wall clock for the whole submission
+    report_mb: int = 96        # what one submission may send back, in total
+    tmpfs_mb: int = 256        # the sandbox's private /tmp
+    pids: int = 256            # pids cgroup limit (processes + threads), where cgroups are writable
+    workdir: str = WORKDIR
+
+    def to_wire(self) -> dict:
+        return asdict(self)
+
+
+def _libc_unshare_works() -> bool:
+    """Can this machine make a user + network namespace (the `namespaces` fallback)?"""
+    code = ("import ctypes,os,sys;l=ctypes.CDLL(None,use_errno=True);"
+            "sys.exit(0 if l.unshare(0x10000000|0x40000000)==0 else 1)")
+    with contextlib.suppress(OSError, subprocess.SubprocessError):
+        return subprocess.run([sys.executable, "-c", code], timeout=20).returncode == 0
+    return False
+
+
+@lru_cache(maxsize=None)
+def detect_level(forced: str | None = None) -> str:
+    """The strongest isolation this machine offers (or GBK_ISOLATION, for tests and laptops)."""
+    forced = forced or os.environ.get("GBK_ISOLATION") or None
+    if forced:
+        if forced not in LEVELS:
+            raise ValueError(f"GBK_ISOLATION must be one of {LEVELS}, not {forced!r}")
+        return forced
+    bwrap = shutil.which("bwrap")
+    if bwrap:
+        probe = subprocess.run([bwrap, "--unshare-all", "--die-with-parent", "--ro-bind", "/", "/",
+                                "true"], capture_output=True, timeout=30)
+        if probe.returncode == 0:
+            return "bwrap"
+        log.warning("bwrap is installed but cannot create namespaces here: %s",
+                    probe.stderr.decode(errors="replace").strip()[:200])
+    return "namespaces" if _libc_unshare_works() else "rlimits"
+
+
+def _real(path: str | Path) -> str:
+    return os.path.realpath(path)
+
+
+def _system_binds() -> list[str]:
+    """Read-only views of what the interpreter, numpy and torch need, and nothing else."""
+    args = ["--ro-bind", "/usr", "/usr"]
+    for top in ("/bin", "/sbin", "/lib", "/lib64", "/lib32"):
+        if os.path.islink(top):
+            args += ["--symlink", os.readlink(top), top]
+        elif os.path.isdir(top):
+            args += ["--ro-bind", top, top]
+    for etc in ("/etc/ld.so.cache", "/etc/ld.so.conf", "/etc/ld.so.conf.d", "/etc/passwd",
+                "/etc/group", "/etc/localtime", "/etc/nsswitch.conf"):
+        if os.path.exists(etc):
+            args += ["--ro-bind", etc, etc]
+    prefixes = {_real(sys.base_prefix), _real(sys.prefix)}
+    exe_dir = os.path.dirname(_real(sys.executable))
+    prefixes.add(os.path.dirname(exe_dir))
+    for p in sorted(prefixes):
+        if not p.startswith("/usr"):
+            args += ["--ro-bind", p, p]
+    if sys.prefix != _real(sys.prefix):
+        args += ["--ro-bind", _real(sys.prefix), sys.prefix]
+    return args
+
+
+class _Cgroup:
+    """A pids (and memory) cgroup for one sandbox, where this machine lets us make one."""
+
+    def __init__(self, limits: Limits):
+        self.dirs: list[Path] = []
+        name = f"gbk-{os.getpid()}-{uuid.uuid4().hex[:8]}"
+        for base, settings in (
+                (Path("/sys/fs/cgroup/pids"), {"pids.max": str(limits.pids)}),
+                (Path("/sys/fs/cgroup/memory"),
+                 {"memory.limit_in_bytes": str((limits.memory_mb + 1536) * 1024 * 1024)})):
+            try:
+                d = base / name
+                d.mkdir()
+                for k, v in settings.items():
+                    (d / k).write_text(v)
+                self.dirs.append(d)
+            except OSError:
+                continue
+
+    @property
+    def procs(self) -> list[str]:
+        return [str(d / "cgroup.procs") for d in self.dirs]
+
+    @property
+    def description(self) -> str:
+        return "+".join(d.parent.name for d in self.dirs) or "none"
+
+    def kill_all(self):
+        """Without a PID namespace, strays that left the session are still in the cgroup."""
+        for procs in self.procs:
+            with contextlib.suppress(OSError, ValueError):
+                for pid in Path(procs).read_text().split():
+                    with contextlib.suppress(OSError):
+                        os.kill(int(pid), signal.SIGKILL)
+
+    def remove(self):
+        for d in self.dirs:
+            for _ in range(50):
+                try:
+                    d.rmdir()
+                    break
+                except OSError:
+                    time.sleep(0.05)
+
+
+class SandboxError(RuntimeError):
+    """The sandbox itself failed (not the student's code)."""
+
+
+class Sandbox:
+    """One warm zygote; grades one submission at a time. Restart it with `restart()`."""
+
+    def __init__(self, *, inputs: dict[str, np.ndarray], probes_source: str,
+                 workdir_files: list[Path], limits: Limits = Limits(), level: str | None = None):
+        self.limits = limits
+        self.level = detect_level(level)
+        self.probes_source = probes_source
+        self.workdir_files = [Path(p).resolve() for p in workdir_files]
+        self.tmp = Path(tempfile.mkdtemp(prefix="gbk-sandbox-"))
+        self.inputs_dir = self.tmp / "inputs"
+        self.inputs_dir.mkdir()
+        for name, arr in inputs.items():
+            np.save(self.inputs_dir / f"{name}.npy", arr, allow_pickle=False)
+        self.proc: subprocess.Popen | None = None
+        self.cgroup: _Cgroup | None = None
+        self._buf = b""
+        if self.level != "bwrap":
+            log.warning("SANDBOX WEAKENED: isolation level is %s", DESCRIPTIONS[self.level])
+        self.start()
+
+    @property
+    def description(self) -> str:
+        cg = self.cgroup.description if self.cgroup else "none"
+        return f"{DESCRIPTIONS[self.level]}; cgroups: {cg}"
+
+    # -- the process --
+
+    def _command(self) -> list[str]:
+        python = [sys.executable, "-I", "-B"]
+        if self.level != "bwrap":
+            return python + [str(INSIDE), "--isolation", self.level,
+                             "--workdir", str(self._plain_workdir())]
+        args = ["bwrap", "--unshare-all", "--unshare-user", "--disable-userns",
+                "--uid", "1000", "--gid", "1000", "--die-with-parent", "--new-session",
+                *_system_binds(),
+                "--ro-bind", str(INSIDE), "/sandbox/inside.py",
+                "--ro-bind", str(self.inputs_dir), "/io/inputs"]
+        for f in self.workdir_files:
+            args += ["--ro-bind", str(f), f"{WORKDIR}/{f.name}"]
+        args += ["--proc", "/proc", "--dev", "/dev",
+                 "--size", str(self.limits.tmpfs_mb * 1024 * 1024), "--tmpfs", "/tmp",
+                 "--remount-ro", "/", "--clearenv", *self._env_args(), "--chdir", WORKDIR,
+                 *python, "/sandbox/inside.py", "--isolation", "bwrap"]
+        return args
+
+    def _plain_workdir(self) -> Path:
+        """Without bwrap the student's working directory is a private copy of the data files."""
+        wd = self.tmp / "work"
+        wd.mkdir(exist_ok=True)
+        for f in self.workdir_files:
+            target = wd / f.name
+            if not target.exists():
+                shutil.copy2(f, target)
+                target.chmod(0o444)
+        return wd
+
+    def _env(self) -> dict[str, str]:
+        return {"HOME": "/tmp", "PATH": "/usr/bin:/bin", "LANG": "C.UTF-8",
+                "OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1", "OPENBLAS_NUM_THREADS": "1",
+                "MALLOC_ARENA_MAX": "2", "PYTHONDONTWRITEBYTECODE": "1",
+                "PYTHONHASHSEED": "0", "TORCH_CPP_LOG_LEVEL": "ERROR"}
+
+    def _env_args(self) -> list[str]:
+        out = []
+        for k, v in self._env().items():
+            out += ["--setenv", k, v]
+        return out
+
+    def start(self):
+        self.cgroup = _Cgroup(self.limits)
+        # The shell joins the cgroups before exec, so every process of the sandbox is counted.
+        joins = "".join(f'echo $$ > "{p}" 2>/dev/null; ' for p in self.cgroup.procs)
+        cmd = ["/bin/sh", "-c", joins + 'exec "$@"', "sh", *self._command()]
+        env = None if self.level == "bwrap" else {**self._env(), "HOME": str(self.tmp)}
+        self.proc = subprocess.Popen(cmd, stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                                     stderr=subprocess.DEVNULL, env=env, start_new_session=True,
+                                     cwd=str(self.tmp))
+        self._buf = b""
+        self._send({"op": "init", "inputs_dir": "/io/inputs" if self.level == "bwrap"
+                    else str(self.inputs_dir), "probes": self.probes_source})
+        ready = self._receive(120)
+        if ready.get("op") != "ready":
+            raise SandboxError(f"the sandbox did not start: {ready}")
+        if ready.get("isolation") and ready["isolation"] != self.level:
+            log.warning("SANDBOX WEAKENED: asked for %s, got %s", self.level, ready["isolation"])
+            self.level = ready["isolation"]
+        log.debug("sandbox ready (%s), zygote pid %s", self.level, ready.get("pid"))
+
+    def _send(self, payload: dict):
+        assert self.proc and self.proc.stdin
+        self.proc.stdin.write((json.dumps(payload) + "\n").encode())
+        self.proc.stdin.flush()
+
+    def _receive(self, timeout: float) -> dict:
+        """One JSON line from the zygote; an empty dict when it died or timed out."""
+        assert self.proc and self.proc.stdout
+        fd = self.proc.stdout.fileno()
+        deadline = time.monotonic() + timeout
+        cap = (self.limits.report_mb + 8) * 1024 * 1024 * 2
+        while b"\n" not in self._buf:
+            remaining = deadline - time.monotonic()
+            if remaining <= 0 or len(self._buf) > cap:
+                return {}
+            if not select.select([fd], [], [], remaining)[0]:
+                return {}
+            chunk = os.read(fd, 1 << 20)
+            if not chunk:
+                return {}
+            self._buf += chunk
+        line, self._buf = self._buf.split(b"\n", 1)
+        try:
+            return json.loads(line)
+        except ValueError:
+            return {}
+
+    def grade(self, job: str, cells: list[dict], parts: dict) -> dict:
+        """Run one submission; returns the zygote's report (cells, cases, outputs, status)."""
+        if self.proc is None or self.proc.poll() is not None:
+            self.restart()
+        request = {"op": "grade", "job": job, "cells": cells, "parts": parts,
+                   "limits": self.limits.to_wire()}
+        try:
+            self._send(request)
+        except (BrokenPipeError, OSError):
+            self.restart()
+            self._send(request)
+        reply = self._receive(self.limits.job_seconds + 30)
+        if reply.get("op") != "done" or reply.get("job") != job:
+            log.error("sandbox failed on job %s; restarting it", job)
+            self.restart()
+            return {"status": "sandbox_failure", "cells": [], "cases": [], "partruns": [],
+                    "cell_outputs": [], "part_outputs": []}
+        return reply
+
+    def restart(self):
+        self.stop()
+        self.start()
+
+    def stop(self):
+        if self.proc is None:
+            return
+        with contextlib.suppress(Exception):
+            self._send({"op": "quit"})
+        try:
+            self.proc.wait(timeout=2)
+        except subprocess.TimeoutExpired:
+            pass
+        with contextlib.suppress(ProcessLookupError, PermissionError):
+            os.killpg(self.proc.pid, signal.SIGKILL)
+        if self.cgroup:
+            self.cgroup.kill_all()
+        with contextlib.suppress(Exception):
+            self.proc.wait(timeout=5)
+        for stream in (self.proc.stdin, self.proc.stdout):
+            with contextlib.suppress(Exception):
+                stream.close()
+        self.proc = None
+        if self.cgroup:
+            self.cgroup.remove()
+            self.cgroup = None
+
+    def close(self):
+        self.stop()
+        shutil.rmtree(self.tmp, ignore_errors=True)
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.close()

@@ -1,0 +1,55 @@
+"""nbgrader configuration of the course; the repository root is the course directory."""
+import os
+
+c = get_config()  # noqa: F821  (provided by traitlets when nbgrader loads this file)
+
+c.CourseDirectory.root = os.path.dirname(os.path.abspath(__file__))
+c.CourseDirectory.course_id = "gradient_backward_course"
+c.CourseDirectory.db_assignments = [dict(name="gradient_backward")]
+
+# --- autograde, collect, exchange (autograder/nbgrader_step.py; see docs/instructors.md) ------
+# The kit's package sits next to this file; nbgrader's console script does not put it on sys.path.
+import sys  # noqa: E402
+if c.CourseDirectory.root not in sys.path:
+    sys.path.insert(0, c.CourseDirectory.root)
+# nbgrader calls the `alembic` command when it creates gradebook.db: it lives next to this Python.
+if os.path.dirname(sys.executable) not in os.environ.get("PATH", "").split(os.pathsep):
+    os.environ["PATH"] = os.pathsep.join([os.path.dirname(sys.executable), os.environ.get("PATH", "")])
+
+# No kernel ever runs student code here: the sandboxed engine grades, these steps copy its scores.
+c.Autograde.sanitize_preprocessors = [
+    "nbgrader.preprocessors.ClearOutput",
+    "nbgrader.preprocessors.DeduplicateIds",
+    "nbgrader.preprocessors.OverwriteKernelspec",
+    "autograder.nbgrader_step.RestoreGradeCells",   # forged flags reset, deleted test cells back
+    "nbgrader.preprocessors.OverwriteCells",
+    "nbgrader.preprocessors.CheckCellMetadata",
+]
+c.Autograde.autograde_preprocessors = [
+    "autograder.nbgrader_step.EngineGrades",        # replaces Execute: engine result -> cell outputs
+    "nbgrader.preprocessors.IgnorePattern",
+    "nbconvert.preprocessors.ClearMetadataPreprocessor",
+    "nbgrader.preprocessors.LimitOutput",
+    "nbgrader.preprocessors.SaveAutoGrades",
+    "nbgrader.preprocessors.AssignLatePenalties",
+    "nbgrader.preprocessors.CheckCellMetadata",
+]
+c.OverwriteCells.add_missing_cells = True
+
+# Canvas "Download submissions" archives: <student>_[late_]<canvasid>_<fileid>_<name>.ipynb
+c.ZipCollectApp.collector_plugin = "autograder.nbgrader_step.CanvasCollector"
+
+# JupyterHub courses: the exchange folder shared by instructors and students.
+c.Exchange.root = os.environ.get("NBGRADER_EXCHANGE", "/srv/nbgrader/exchange")
+
+# --- release (generate_assignment; autograder/release_stubs.py) -------------------------------
+# nbgrader's default pipeline with PartStubs right after ClearSolutions, before any checksum is taken,
+# so the stub of each solution cell names its part and what to write.
+from nbgrader import preprocessors as _nbg  # noqa: E402
+from autograder.release_stubs import CODE_STUB as _CODE_STUB, PartStubs as _PartStubs  # noqa: E402
+c.ClearSolutions.code_stub = {"python": _CODE_STUB}
+c.GenerateAssignment.preprocessors = [
+    _nbg.IncludeHeaderFooter, _nbg.InstantiateTests, _nbg.LockCells, _nbg.ClearSolutions, _PartStubs,
+    _nbg.ClearOutput, _nbg.CheckCellMetadata, _nbg.ComputeChecksums, _nbg.SaveCells,
+    _nbg.ClearHiddenTests, _nbg.ClearMarkScheme, _nbg.ComputeChecksums, _nbg.CheckCellMetadata,
+]
