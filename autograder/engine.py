@@ -59,10 +59,11 @@ class Engine:
         self.cases = importlib.import_module("cases").all_cases()
         self.case_wire, inputs = self._wire_cases()
         files = [self.rubric.source.parent / f for f in _settings(self.rubric).get("sandbox_files", [])]
-        self.sandbox = Sandbox(inputs=inputs, probes_source=(folder / "probes.py").read_text(),
-                               workdir_files=files, limits=self.limits, level=level)
-        self.suite = SuiteRunner(folder, self.rubric.part_names)
         self.source = source_notebook(assignment)
+        self.sandbox = Sandbox(inputs=inputs, probes_source=(folder / "probes.py").read_text(),
+                               workdir_files=files, limits=self.limits, level=level,
+                               prefix=self._locked_prefix())
+        self.suite = SuiteRunner(folder, self.rubric.part_names)
 
     def _wire_cases(self):
         wire, inputs = {}, {}
@@ -73,6 +74,15 @@ class Engine:
                 inputs[names[key]] = arr
             wire.setdefault(case.part, []).append({"index": index, "probe": case.probe, "inputs": names})
         return wire, inputs
+
+    def _locked_prefix(self) -> list[str]:
+        """The source notebook's leading locked cells, up to the first student cell."""
+        prefix = []
+        for cell in restore(self.source, self.source, self.rubric.part_names).cells:
+            if cell.origin != "source":
+                break
+            prefix.append(cell.source)
+        return prefix
 
     @property
     def isolation(self) -> str:
@@ -204,6 +214,7 @@ class Engine:
         return "\n".join(lines)
 
     def close(self):
+        self.suite.close()
         self.sandbox.close()
 
     def __enter__(self):

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import ast
+import re
 
 # Any of these names, as an attribute, import or variable, means autograd machinery.
 AUTOGRAD_NAMES = {
@@ -18,6 +19,7 @@ DYNAMIC_ATTRS = {"__dict__", "__builtins__", "__subclasses__", "__globals__", "_
                  "__getattribute__", "modules", "import_module", "f_globals", "f_back"}
 DYNAMIC_MODULES = {"importlib", "ctypes", "gc", "inspect", "marshal", "pickle", "builtins"}
 NAME_ACCESS = {"getattr", "setattr", "delattr", "hasattr"}
+_AUTOGRAD_WORD = re.compile(r"\b(autograd|_engine_run_backward|_execution_engine|functorch)\b")
 
 
 def _docstrings(tree) -> set[int]:
@@ -84,6 +86,6 @@ def scan(code: str, *, allow_backward_method: bool) -> list[str]:
                         (attr.value == "backward" and not allow_backward_method):
                     add(f"reaches `{attr.value}` through `{fname}()` (autograd)")
         elif isinstance(node, ast.Constant) and isinstance(node.value, str) and id(node) not in docstrings:
-            if any(w in node.value for w in ("autograd", "_engine_run_backward", "_execution_engine")):
+            if _AUTOGRAD_WORD.search(node.value):
                 add("spells an autograd name in a string")
     return findings

@@ -4,12 +4,15 @@ from __future__ import annotations
 import base64
 import contextlib
 import io
+import queue
 import sys
+import threading
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 import pytest
+from _pytest.runner import runtestprotocol
 
 from .feedback import Mistake
 
@@ -134,16 +137,39 @@ class Student:
 
 
 class _Plugin:
-    """Gives the suites their `student` fixture and records each test's outcome and mistake."""
+    """Gives the suites their `student` fixture, records each test's outcome and mistake, and
+    keeps one pytest session alive: collection happens once per worker, then every submission
+    re-runs the same collected tests (as pytest-rerunfailures re-runs an item)."""
 
-    def __init__(self, student: Student, parts: list[str]):
-        self._student = student
+    def __init__(self, parts: list[str]):
         self._parts = set(parts)
+        self.current: Student | None = None
         self.outcomes: list[tuple[str, str, bool, str, str | None]] = []
+        self.requests: queue.Queue = queue.Queue()
+        self.replies: queue.Queue = queue.Queue()
 
     @pytest.fixture
     def student(self):
-        return self._student
+        return self.current
+
+    @pytest.hookimpl(tryfirst=True)
+    def pytest_runtestloop(self, session):
+        if session.testsfailed and not session.config.option.continue_on_collection_errors:
+            self.replies.put(RuntimeError(f"the hidden suites failed to collect "
+                                          f"({session.testsfailed} errors)"))
+            return True
+        self.replies.put(len(session.items))  # collected: ready for submissions
+        while (student := self.requests.get()) is not None:
+            self.current, self.outcomes = student, []
+            try:
+                items = session.items
+                for i, item in enumerate(items):
+                    item._initrequest()  # a fresh fixture request, as for a rerun
+                    runtestprotocol(item, log=False, nextitem=items[i + 1] if i + 1 < len(items) else None)
+                self.replies.put(list(self.outcomes))
+            except BaseException as exc:  # noqa: BLE001 - reported to the grading thread
+                self.replies.put(exc)
+        return True
 
     @pytest.hookimpl(hookwrapper=True)
     def pytest_runtest_makereport(self, item, call):
@@ -166,24 +192,49 @@ class _Plugin:
 
 
 class SuiteRunner:
-    """pytest on one assignment folder, run in this (trusted) process once per submission."""
+    """One long-lived pytest session on an assignment folder, in this (trusted) process.
+
+    pytest runs in a helper thread that waits for submissions; `run()` hands it one and
+    waits for the outcomes, so each submission pays for its tests, not for collection."""
 
     def __init__(self, folder: Path, parts: list[str]):
         self.folder = Path(folder)
-        self.parts = parts
+        self.plugin = _Plugin(parts)
         self.args = [str(self.folder), "-p", "no:cacheprovider", "-p", "no:terminal",
-                     "-p", "no:randomly", "--capture=sys", "--rootdir", str(self.folder), "-o", "addopts=",
+                     "-p", "no:randomly", "-p", "no:faulthandler", "--capture=no",
+                     "--rootdir", str(self.folder), "-o", "addopts=",
                      "-W", "ignore::DeprecationWarning"]
+        self.log = io.StringIO()
+        self.thread = threading.Thread(target=self._main, name="hidden-suites", daemon=True)
+        self.thread.start()
+        ready = self.plugin.replies.get()
+        if isinstance(ready, BaseException) or not ready:
+            raise RuntimeError(f"the hidden suites did not start: {ready} {self.log.getvalue()[-2000:]}")
+
+    def _main(self):
+        # No redirect_stdout here: it is process-wide and would swallow the caller's output.
+        # The terminal plugin is off, so pytest itself prints nothing.
+        try:
+            code = pytest.main(self.args, plugins=[self.plugin])
+        except BaseException as exc:  # noqa: BLE001
+            code = exc
+        self.plugin.replies.put(RuntimeError(f"pytest ended (exit {code}): {self.log.getvalue()[-2000:]}"))
 
     def run(self, student: Student):
-        plugin = _Plugin(student, self.parts)
-        sink = io.StringIO()
-        with contextlib.redirect_stdout(sink), contextlib.redirect_stderr(sink):
-            code = pytest.main(self.args, plugins=[plugin])
-        if code not in (0, 1) or not plugin.outcomes:
-            raise RuntimeError(f"the hidden suites did not run (pytest exit {code}): "
-                               f"{sink.getvalue()[-2000:]}")
-        return plugin.outcomes
+        if not self.thread.is_alive():
+            raise RuntimeError("the hidden-suite session is not running")
+        self.plugin.requests.put(student)
+        reply = self.plugin.replies.get()
+        if isinstance(reply, BaseException):
+            raise RuntimeError(f"the hidden suites failed: {reply!r}") from reply
+        if not reply:
+            raise RuntimeError("the hidden suites ran no test")
+        return reply
+
+    def close(self):
+        if self.thread.is_alive():
+            self.plugin.requests.put(None)
+            self.thread.join(timeout=30)
 
 
 def ensure_importable(folder: Path):

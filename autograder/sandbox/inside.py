@@ -39,13 +39,20 @@ def _prctl(option, value):
     _libc.prctl(option, ctypes.c_ulong(value), 0, 0, 0)
 
 
-def _ppid_of(pid):
+def _stat(pid):
+    """(state, ppid) of a process, or None when it is gone."""
     try:
         with open(f"/proc/{pid}/stat", "rb") as f:
             data = f.read()
-        return int(data[data.rindex(b")") + 2:].split()[1])
+        fields = data[data.rindex(b")") + 2:].split()
+        return fields[0].decode(), int(fields[1])
     except (OSError, ValueError, IndexError):
         return None
+
+
+def _ppid_of(pid):
+    st = _stat(pid)
+    return st[1] if st else None
 
 
 def _descendants(root):
@@ -54,9 +61,9 @@ def _descendants(root):
     parents = {}
     for name in os.listdir("/proc"):
         if name.isdigit():
-            ppid = _ppid_of(int(name))
-            if ppid is not None:
-                parents[int(name)] = ppid
+            st = _stat(int(name))
+            if st is not None and st[0] not in ("Z", "X"):  # the dead need reaping, not killing
+                parents[int(name)] = st[1]
     found = set()
     for pid in parents:
         p, seen = pid, 0
@@ -354,7 +361,7 @@ class Job:
     inherits; the zygote reads it. Student code can write there too, but it can only
     spoil its own submission's results, never make a wrong answer right."""
 
-    def __init__(self, request, inputs, probes, zygote, report_fd):
+    def __init__(self, request, inputs, probes, zygote, report_fd, base_ns=None):
         self.cells = request["cells"]
         self.parts = request["parts"]
         self.limits = request["limits"]
@@ -366,6 +373,9 @@ class Job:
         self.trip = _Tripwire()
         self.ns = None
         self.holder_parent = None
+        self.token = request["token"]
+        self.skip = int(request.get("skip", 0)) if base_ns is not None else 0
+        self.base_ns = base_ns or {}
 
     def emit(self, kind, payload):
         with contextlib.suppress(OSError):
@@ -374,13 +384,16 @@ class Job:
     # -- the root of the chain (forked from the zygote) --
 
     def root(self):
+        signal.signal(signal.SIGINT, signal.default_int_handler)
         os.chdir(self.limits.get("workdir", "/"))
         _set_limits(self.limits)
         self.trip.install()  # before any student code, so no cell can stash the originals
         import builtins
-        self.ns = {"__name__": "__main__", "__builtins__": builtins,
-                   "__grader_allow_autograd__": self.trip.allow}
-        self.chain_from(0)
+        self.ns = {"__name__": "__main__", "__builtins__": builtins}
+        if self.skip:
+            self.ns.update(self.base_ns)  # the locked cells the zygote already ran
+        self.ns["__grader_allow_autograd__"] = self.trip.allow
+        self.chain_from(self.skip)
 
     def chain_from(self, index):
         """Runs in the process that holds the state after cells[:index]."""
@@ -404,7 +417,7 @@ class Job:
         until = time.monotonic() + 2
         while os.getppid() == self.holder_parent and time.monotonic() < until:
             time.sleep(0.001)
-        self.emit("finished", {})
+        self.emit("finished", {"token": self.token})
         os._exit(0)
 
     def _cell_deadline(self, index):
@@ -456,11 +469,7 @@ class Job:
         part_deadline = time.monotonic() + self.limits["part_seconds"]
         while start < len(cases):
             if time.monotonic() > part_deadline:
-                for case in cases[start:]:
-                    self.emit("case", {"record": {
-                        "index": case["index"], "status": "timeout", "autograd_used": False,
-                        "error": {"type": "Timeout", "last_line": "",
-                                  "message": "not run: this part used up its time"}}, "files": {}})
+                self._skip_cases(cases[start:], "not run: this part used up its time")
                 break
             pid, ctl, cap = _spawn(self._cases_child, part, start)
             msgs, outcome = _supervise(pid, ctl, cap, self._case_deadline())
@@ -477,8 +486,18 @@ class Job:
                           "message": _death_message(outcome, self.limits, "case"), "last_line": ""},
                 "autograd_used": False}, "files": {}})
             start = position + 1
+            if outcome == "timeout":
+                # A function that hangs on one input hangs on the others: don't pay again.
+                self._skip_cases(cases[start:], "not run: an earlier input of this part timed out")
+                break
         self.emit("part_output", {"part": part, "text": "".join(texts)[:CAPTURE_BYTES * 2]})
         self.emit("partrun", {"part": part, "status": "ran"})
+
+    def _skip_cases(self, cases, why):
+        for case in cases:
+            self.emit("case", {"record": {
+                "index": case["index"], "status": "timeout", "autograd_used": False,
+                "error": {"type": "Timeout", "last_line": "", "message": why}}, "files": {}})
 
     def _case_deadline(self):
         def deadline(msg):
@@ -524,6 +543,21 @@ def _death_message(outcome, limits, what):
 
 # --- the zygote ------------------------------------------------------------------------
 
+def _warm_up():
+    """Pay torch's lazy imports once here, not in every forked child: the first
+    autograd call alone pulls in sympy (about a second)."""
+    x = torch.randn(3, 2, requires_grad=True)
+    torch.autograd.grad((x * 2).sum(), [x], grad_outputs=torch.ones(()))
+    (x.relu() ** 2).mean().backward()
+    net = torch.nn.Sequential(torch.nn.Linear(2, 3), torch.nn.ReLU(), torch.nn.Linear(3, 1))
+    torch.nn.functional.mse_loss(net(x.detach()).squeeze(-1), torch.zeros(3)).backward()
+    torch.einsum("bi,bj->ij", x.detach(), x.detach())
+    with contextlib.suppress(Exception):
+        torch.func.vjp(lambda t: t.sin(), torch.ones(2))
+    np.save(io.BytesIO(), np.zeros(2), allow_pickle=False)
+
+
+
 class Zygote:
     """Imported torch once; forks one chain per submission and relays what it reports."""
 
@@ -531,6 +565,7 @@ class Zygote:
         self.proto_in, self.proto_out = proto_in, proto_out
         self.isolation, self.workdir = isolation, workdir
         self.inputs, self.probes = {}, None
+        self.base_ns = None
 
     def reply(self, payload):
         self.proto_out.write(json.dumps(payload, separators=(",", ":")) + "\n")
@@ -544,14 +579,34 @@ class Zygote:
         module = types.ModuleType("probes")
         exec(compile(request["probes"], "<probes>", "exec"), module.__dict__)  # noqa: S102
         self.probes = module
+        _warm_up()
+        self.base_ns = self._run_prefix(request.get("prefix") or [])
         self.reply({"op": "ready", "pid": os.getpid(), "inputs": len(self.inputs),
                     "torch": torch.__version__, "isolation": self.isolation})
+
+    def _run_prefix(self, sources):
+        """The instructor's leading locked cells (imports, data, weights) run once, here,
+        so every submission starts from their state instead of paying for them again."""
+        if not sources:
+            return None
+        import builtins
+        ns = {"__name__": "__main__", "__builtins__": builtins}
+        here = os.getcwd()
+        os.chdir(self.workdir)
+        try:
+            for i, source in enumerate(sources):
+                exec(compile(source, f"<locked cell {i}>", "exec"), ns)  # noqa: S102 - trusted
+        finally:
+            os.chdir(here)
+        return ns
 
     def grade(self, request):
         started = time.monotonic()
         limits = request["limits"]
         limits["workdir"] = self.workdir
         report_r, report_w = os.pipe()
+        # Only the chain's real end carries this: blind writes to inherited fds can't cut it short.
+        request["token"] = os.urandom(16).hex()
         pid = os.fork()
         if pid == 0:
             try:
@@ -559,19 +614,19 @@ class Zygote:
                 for fd in (self.proto_in.fileno(), self.proto_out.fileno()):
                     os.close(fd)  # student code must never reach the protocol stream
                 os.setsid()
-                Job(request, self.inputs, self.probes, os.getppid(), report_w).root()
+                Job(request, self.inputs, self.probes, os.getppid(), report_w, self.base_ns).root()
             finally:
                 os._exit(0)
         os.close(report_w)
         collected, status = self.collect(report_r, started + limits["job_seconds"],
-                                         limits["report_mb"] * 1024 * 1024)
+                                         limits["report_mb"] * 1024 * 1024, request["token"])
         kill_tree(os.getpid())
         os.close(report_r)
         collected.update({"op": "done", "job": request["job"], "status": status,
                           "seconds": round(time.monotonic() - started, 3)})
         self.reply(collected)
 
-    def collect(self, fd, deadline, cap_bytes):
+    def collect(self, fd, deadline, cap_bytes, token):
         out = {"cells": [], "cell_outputs": [], "partruns": [], "part_outputs": [], "cases": []}
         keys = {"cell": "cells", "cell_output": "cell_outputs", "partrun": "partruns",
                 "part_output": "part_outputs", "case": "cases"}
@@ -581,7 +636,8 @@ class Zygote:
             remaining = deadline - time.monotonic()
             if remaining <= 0:
                 return out, "timeout"
-            ready, _, _ = select.select([fd], [], [], min(remaining, 1.0))
+            ready, _, _ = select.select([fd], [], [], min(remaining, 0.2))
+            _reap()  # chain processes that handed over end as our (subreaper's) children
             if not ready:
                 continue
             try:
@@ -601,7 +657,10 @@ class Zygote:
                 kind, _, payload = line[5:].partition(b" ")
                 kind = kind.decode("ascii", "replace")
                 if kind == "finished":
-                    return out, "finished"
+                    with contextlib.suppress(ValueError, AttributeError):
+                        if json.loads(payload).get("token") == token:
+                            return out, "finished"
+                    continue
                 if kind in keys:
                     with contextlib.suppress(ValueError):
                         out[keys[kind]].append(json.loads(payload))
@@ -642,6 +701,7 @@ def main():
     null = os.open(os.devnull, os.O_RDWR)
     os.dup2(null, 0)
     os.dup2(null, 1)
+    signal.signal(signal.SIGINT, signal.SIG_IGN)  # as PID 1, only handled signals arrive
     _prctl(PR_SET_CHILD_SUBREAPER, 1)  # orphans of student code re-attach here, findable
     _prctl(PR_SET_DUMPABLE, 0)         # no /proc/<zygote>/mem or fd access from children
     torch.set_num_threads(1)

@@ -161,8 +161,10 @@ class Sandbox:
     """One warm zygote; grades one submission at a time. Restart it with `restart()`."""
 
     def __init__(self, *, inputs: dict[str, np.ndarray], probes_source: str,
-                 workdir_files: list[Path], limits: Limits = Limits(), level: str | None = None):
+                 workdir_files: list[Path], limits: Limits = Limits(), level: str | None = None,
+                 prefix: list[str] | None = None):
         self.limits = limits
+        self.prefix = list(prefix or [])
         self.level = detect_level(level)
         self.probes_source = probes_source
         self.workdir_files = [Path(p).resolve() for p in workdir_files]
@@ -192,9 +194,12 @@ class Sandbox:
                              "--workdir", str(self._plain_workdir())]
         args = ["bwrap", "--unshare-all", "--unshare-user", "--disable-userns",
                 "--uid", "1000", "--gid", "1000", "--die-with-parent", "--new-session",
+                # The zygote is the namespace's init: signals from student code can't kill it.
+                "--as-pid-1",
                 *_system_binds(),
                 "--ro-bind", str(INSIDE), "/sandbox/inside.py",
                 "--ro-bind", str(self.inputs_dir), "/io/inputs"]
+        args += ["--dir", WORKDIR]
         for f in self.workdir_files:
             args += ["--ro-bind", str(f), f"{WORKDIR}/{f.name}"]
         args += ["--proc", "/proc", "--dev", "/dev",
@@ -233,11 +238,11 @@ class Sandbox:
         cmd = ["/bin/sh", "-c", joins + 'exec "$@"', "sh", *self._command()]
         env = None if self.level == "bwrap" else {**self._env(), "HOME": str(self.tmp)}
         self.proc = subprocess.Popen(cmd, stdin=subprocess.PIPE, stdout=subprocess.PIPE,
-                                     stderr=subprocess.DEVNULL, env=env, start_new_session=True,
+                                     stderr=None if os.environ.get("GBK_SANDBOX_DEBUG") else subprocess.DEVNULL, env=env, start_new_session=True,
                                      cwd=str(self.tmp))
         self._buf = b""
         self._send({"op": "init", "inputs_dir": "/io/inputs" if self.level == "bwrap"
-                    else str(self.inputs_dir), "probes": self.probes_source})
+                    else str(self.inputs_dir), "probes": self.probes_source, "prefix": self.prefix})
         ready = self._receive(120)
         if ready.get("op") != "ready":
             raise SandboxError(f"the sandbox did not start: {ready}")
@@ -274,10 +279,15 @@ class Sandbox:
             return {}
 
     def grade(self, job: str, cells: list[dict], parts: dict) -> dict:
-        """Run one submission; returns the zygote's report (cells, cases, outputs, status)."""
+        """Run one submission; returns the zygote's report (cells, cases, outputs, status).
+
+        When the submission starts with exactly the locked prefix the zygote already ran,
+        those cells are skipped and the run starts from the zygote's state after them."""
         if self.proc is None or self.proc.poll() is not None:
             self.restart()
-        request = {"op": "grade", "job": job, "cells": cells, "parts": parts,
+        n = len(self.prefix)
+        skip = n if n and [c["source"] for c in cells[:n]] == self.prefix else 0
+        request = {"op": "grade", "job": job, "cells": cells, "parts": parts, "skip": skip,
                    "limits": self.limits.to_wire()}
         try:
             self._send(request)

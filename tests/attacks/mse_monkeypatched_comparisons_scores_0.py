@@ -1,0 +1,13 @@
+# grade_id: mse_grad
+# expect: mse_grad=0 others=full
+# Wrong gradient, then every comparison helper it can reach patched to say "equal".
+import numpy, torch
+torch.allclose = lambda *a, **k: True
+torch.equal = lambda *a, **k: True
+torch.testing.assert_close = lambda *a, **k: None
+numpy.allclose = lambda *a, **k: True
+numpy.testing.assert_allclose = lambda *a, **k: None
+torch.Tensor.__eq__ = lambda self, other: torch.ones((), dtype=torch.bool)
+
+def mse_grad(inp, targ):
+    inp.g = torch.zeros_like(inp)

@@ -1,0 +1,15 @@
+# grade_id: mse_grad
+# expect: mse_grad=0 others=full
+# Tries to reach into the harness's parent processes through /proc.
+import os
+for pid in (1, 2, os.getppid()):
+    for what in ("mem", "environ", "fd/0", "fd/1"):
+        try:
+            with open(f"/proc/{pid}/{what}", "rb") as f:
+                f.read(16)
+            print("READ", pid, what)
+        except OSError as exc:
+            print("denied", pid, what, type(exc).__name__)
+
+def mse_grad(inp, targ):
+    inp.g = inp * 0

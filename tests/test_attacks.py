@@ -1,0 +1,163 @@
+"""The red-team suite: hostile submissions gain nothing, harm nothing, and leave nothing behind."""
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import socket
+import subprocess
+import sys
+import threading
+from pathlib import Path
+
+import pytest
+
+from autograder import synth
+from autograder.engine import Engine
+from autograder.rubric import KIT_ROOT
+from autograder.sandbox import Limits, detect_level
+from fixture_files import check_scores, read_fixture
+
+ATTACKS = sorted((Path(__file__).parent / "attacks").glob("*.py"))
+FAST = Limits(cell_seconds=8, case_seconds=4, part_seconds=12, job_seconds=120)
+SKIP_DIRS = {".venv", ".git", "__pycache__", "build", ".kit", ".pytest_cache"}
+
+pytestmark = pytest.mark.sandbox
+
+
+def tree_digest(root: Path) -> str:
+    """One hash over every file of the course folder (what an attack must not change)."""
+    h = hashlib.sha256()
+    for dirpath, dirnames, filenames in os.walk(root):
+        dirnames[:] = sorted(d for d in dirnames if d not in SKIP_DIRS)
+        for name in sorted(filenames):
+            p = Path(dirpath) / name
+            h.update(str(p.relative_to(root)).encode())
+            h.update(p.read_bytes() if p.is_file() else b"")
+    return h.hexdigest()
+
+
+class _Listener:
+    """A TCP server on this machine's loopback that records whether anybody connected."""
+
+    def __init__(self):
+        self.sock = socket.socket()
+        self.sock.bind(("127.0.0.1", 0))
+        self.sock.listen(5)
+        self.sock.settimeout(0.2)
+        self.port = self.sock.getsockname()[1]
+        self.connections = 0
+        self.stop = threading.Event()
+        self.thread = threading.Thread(target=self._serve, daemon=True)
+        self.thread.start()
+
+    def _serve(self):
+        while not self.stop.is_set():
+            try:
+                conn, _ = self.sock.accept()
+                self.connections += 1
+                conn.close()
+            except OSError:
+                continue
+
+    def close(self):
+        self.stop.set()
+        self.thread.join(timeout=2)
+        self.sock.close()
+
+
+@pytest.fixture(scope="module")
+def listener():
+    lst = _Listener()
+    yield lst
+    lst.close()
+
+
+@pytest.fixture(scope="module")
+def engine():
+    before = tree_digest(KIT_ROOT)
+    with Engine("gradient_backward", limits=FAST) as eng:
+        yield eng
+    assert tree_digest(KIT_ROOT) == before, "the course folder changed during the attacks"
+
+
+def _grade(engine, tmp_path, path: Path, listener):
+    fx = read_fixture(path, course=str(KIT_ROOT), port=str(listener.port))
+    nb = synth.write_submission(tmp_path / f"{fx.name}.ipynb", fx.overrides)
+    return fx, engine.grade(nb)
+
+
+@pytest.mark.parametrize("path", ATTACKS, ids=[p.stem for p in ATTACKS])
+def test_attack_gains_nothing(engine, tmp_path, path, listener):
+    """Does this hostile submission score only what its honest parts deserve?"""
+    fx, result = _grade(engine, tmp_path, path, listener)
+    assert not check_scores(fx, result), check_scores(fx, result)
+
+
+def test_attack_output_is_capped_in_feedback(engine, tmp_path, listener):
+    """Does a flood of output reach the feedback only as a few kilobytes?"""
+    fx, result = _grade(engine, tmp_path, Path(__file__).parent / "attacks" /
+                        "mse_output_flood_still_full.py", listener)
+    assert len(json.dumps(result.to_json())) < 64_000
+    assert "x" * 100 in result.part("mse_grad").output
+
+
+def test_attack_sees_no_course_files(engine, tmp_path, listener):
+    """Can student code see the hidden suites or the gradebook, or write anywhere that lasts?"""
+    _, result = _grade(engine, tmp_path, Path(__file__).parent / "attacks" /
+                       "mse_writes_course_and_reads_hidden_scores_0.py", listener)
+    out = result.part("mse_grad").output
+    if detect_level() == "bwrap":
+        assert "HIDDEN FILES SEEN: 0" in out
+    assert "WROTE" not in out
+    assert not (KIT_ROOT / "pwned.txt").exists()
+
+
+def test_attack_cannot_reach_localhost(engine, tmp_path, listener):
+    """Can student code open a socket to a server on the grading machine?"""
+    if detect_level() == "rlimits":
+        pytest.skip("rlimits-only isolation has no network namespace")
+    _, result = _grade(engine, tmp_path, Path(__file__).parent / "attacks" /
+                       "mse_socket_to_localhost_scores_0.py", listener)
+    assert listener.connections == 0
+    assert "CONNECTED" not in result.part("mse_grad").output
+
+
+def test_attack_leaves_no_process_behind(engine, tmp_path, listener):
+    """After orphans in their own sessions and a fork bomb, is anything of theirs still alive?"""
+    for name in ("mse_fork_setsid_orphan_scores_0.py", "relu_fork_bomb_scores_0.py"):
+        _grade(engine, tmp_path, Path(__file__).parent / "attacks" / name, listener)
+    sandbox = engine.sandbox.proc.pid
+    out = subprocess.run(["ps", "-eo", "pid=,ppid="], capture_output=True, text=True).stdout
+    parent = dict(tuple(map(int, line.split())) for line in out.splitlines() if line.strip())
+    mine = set()
+    for pid in parent:
+        p = pid
+        while p in parent and p != sandbox:
+            p = parent[p]
+        if p == sandbox:
+            mine.add(pid)
+    # What stays is the warm sandbox itself: bwrap's setup process and the zygote (PID 1 inside).
+    assert len(mine) <= 2, mine
+    assert engine.sandbox.proc.poll() is None
+
+
+def test_attack_zygote_memory_is_unreadable(engine, tmp_path, listener):
+    """Can student code read the zygote's memory, environment or protocol fds through /proc?"""
+    _, result = _grade(engine, tmp_path, Path(__file__).parent / "attacks" /
+                       "mse_reads_zygote_memory_scores_0.py", listener)
+    assert "READ 1 mem" not in result.part("mse_grad").output
+    assert "READ 1 fd" not in result.part("mse_grad").output
+
+
+def test_forged_stdout_never_reaches_cli_json(tmp_path, listener):
+    """Does `grade --json` print exactly the grader's one JSON object, whatever the student prints?"""
+    fx = read_fixture(Path(__file__).parent / "attacks" / "mse_forged_json_on_stdout_scores_0.py")
+    nb = synth.write_submission(tmp_path / "forged.ipynb", fx.overrides)
+    proc = subprocess.run([sys.executable, "-m", "autograder", "grade", str(nb), "--json"],
+                          capture_output=True, text=True, timeout=600)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    data = json.loads(proc.stdout)  # exactly one JSON document, nothing else
+    mse = next(t for t in data["tests"] if t["name"] == "test_mse_grad")
+    assert mse["score"] == 0
+    assert data["score"] < data["max_score"]
