@@ -8,7 +8,7 @@ ASSIGNMENT := gradient_backward
 JOBS ?= $(shell nproc 2>/dev/null || echo 2)
 
 .DEFAULT_GOAL := demo
-.PHONY: demo test test-fast release lab clean distclean check-bwrap collect autograde feedback export samples
+.PHONY: demo test test-fast release notebook lab clean distclean check-bwrap collect autograde feedback export samples
 
 # --- environment -----------------------------------------------------------------------
 $(STAMP): requirements.txt constraints.txt pyproject.toml
@@ -30,7 +30,12 @@ test: $(STAMP) check-bwrap
 
 # --- nbgrader workflow -----------------------------------------------------------------
 release: $(STAMP)
+	$(BIN)/python tools/build_notebook.py --check
 	$(BIN)/nbgrader generate_assignment $(ASSIGNMENT) --force --log-level=WARN
+
+# The instructor notebook is written by tools/build_notebook.py: edit the script, then run this.
+notebook: $(STAMP)
+	$(BIN)/python tools/build_notebook.py
 
 # An LMS download (Canvas "Download Submissions" zip) -> submitted/ (docs/instructors.md).
 ARCHIVE ?= samples/canvas_download.zip
@@ -62,3 +67,21 @@ clean:
 
 distclean: clean
 	rm -rf $(VENV)
+
+# --- benchmark: the kit vs stock kernel-per-notebook execution (prints, never asserts) ----
+.PHONY: bench
+BENCH_N ?= 300
+BENCH_JOBS ?= 2
+bench: $(STAMP) check-bwrap
+	$(BIN)/python bench/run.py --n $(BENCH_N) --jobs $(BENCH_JOBS)
+
+# --- cohort report and Gradescope bundle (docs/gradescope.md) ----------------------------
+.PHONY: report gradescope
+# One self-contained HTML page from gradebook.db and .kit/results.
+report: $(STAMP)
+	$(BIN)/python -m autograder report --assignment $(ASSIGNMENT) --out build/report.html
+
+# build/autograder.zip for Gradescope; VISIBILITY=after_published holds results back.
+VISIBILITY ?= visible
+gradescope: $(STAMP)
+	$(BIN)/python -m autograder gradescope --out build/autograder.zip --visibility $(VISIBILITY)
