@@ -12,12 +12,18 @@ log = logging.getLogger("autograder.grade")
 def main(*, notebook: str, json: bool = False, assignment: str = "gradient_backward") -> int:
     from . import rubric
     from .engine import grade_notebook
+    from .sandbox import SandboxError
     try:
         rubric.load(assignment)
     except FileNotFoundError:
         print(f"error: no assignment named {assignment!r}", file=sys.stderr)
         return 2
-    result = grade_notebook(Path(notebook), assignment)
+    try:
+        result = grade_notebook(Path(notebook), assignment)
+    except SandboxError as exc:
+        # Not the student's fault: no score rather than an unfair one.
+        print(f"error: the sandbox could not start, nothing was graded: {exc}", file=sys.stderr)
+        return 3
     if json:
         _print_json(result.to_json())
     else:

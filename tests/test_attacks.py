@@ -161,3 +161,17 @@ def test_forged_stdout_never_reaches_cli_json(tmp_path, listener):
     mse = next(t for t in data["tests"] if t["name"] == "test_mse_grad")
     assert mse["score"] == 0
     assert data["score"] < data["max_score"]
+
+
+def test_next_submission_starts_clean(engine, tmp_path, listener):
+    """Does a file planted by one submission stay invisible to the next one in the same sandbox?"""
+    _grade(engine, tmp_path, Path(__file__).parent / "attacks" /
+           "mse_plants_files_for_the_next_student_scores_0.py", listener)
+    probe = {"mse_grad": "import os\nprint('PLANTED' if os.path.exists('/tmp/planted_by_previous_student.txt')"
+                         " else 'CLEAN')\n" + read_fixture(Path(__file__).parent / "attacks" /
+                         "mse_sys_exit_scores_0.py").overrides["mse_grad"]}
+    result = engine.grade(synth.write_submission(tmp_path / "next.ipynb", probe))
+    out = result.part("mse_grad").output
+    assert "PLANTED" not in out
+    if detect_level() == "bwrap":
+        assert "CLEAN" in out

@@ -18,14 +18,27 @@ import linecache
 import os
 import resource
 import select
+import shutil
 import signal
 import sys
 import time
 import traceback
 import types
 
-import numpy as np
-import torch
+
+def _unshare_namespaces():
+    """The fallback without bwrap: no network, own IPC and UTS (files stay visible). It must
+    happen before numpy and torch start threads: a threaded process can't unshare a user ns."""
+    clone_newuser, clone_newnet = 0x10000000, 0x40000000
+    clone_newipc, clone_newuts = 0x08000000, 0x04000000
+    libc = ctypes.CDLL(None, use_errno=True)
+    return libc.unshare(clone_newuser | clone_newnet | clone_newipc | clone_newuts) == 0
+
+
+UNSHARED = "namespaces" in sys.argv and _unshare_namespaces()
+
+import numpy as np  # noqa: E402
+import torch  # noqa: E402
 
 PR_SET_DUMPABLE = 4
 PR_SET_CHILD_SUBREAPER = 36
@@ -543,6 +556,20 @@ def _death_message(outcome, limits, what):
 
 # --- the zygote ------------------------------------------------------------------------
 
+def _wipe(folder):
+    """Empty the private tmpfs, leaving alone the read-only binds of a kit that lives under it."""
+    bound = [os.path.realpath(p) for p in (sys.prefix, sys.base_prefix, sys.executable)]
+    for name in os.listdir(folder):
+        path = os.path.join(folder, name)
+        if any(b == path or b.startswith(path + "/") for b in bound):
+            continue
+        with contextlib.suppress(OSError):
+            if os.path.isdir(path) and not os.path.islink(path):
+                shutil.rmtree(path, ignore_errors=True)
+            else:
+                os.unlink(path)
+
+
 def _warm_up():
     """Pay torch's lazy imports once here, not in every forked child: the first
     autograd call alone pulls in sympy (about a second)."""
@@ -622,6 +649,8 @@ class Zygote:
                                          limits["report_mb"] * 1024 * 1024, request["token"])
         kill_tree(os.getpid())
         os.close(report_r)
+        if self.isolation == "bwrap":
+            _wipe("/tmp")  # the sandbox's private tmpfs: nothing passes to the next submission
         collected.update({"op": "done", "job": request["job"], "status": status,
                           "seconds": round(time.monotonic() - started, 3)})
         self.reply(collected)
@@ -679,12 +708,6 @@ class Zygote:
                 return
 
 
-def _unshare_namespaces():
-    """The fallback without bwrap: no network, own IPC and UTS (files stay visible)."""
-    clone_newuser, clone_newnet, clone_newipc, clone_newuts = 0x10000000, 0x40000000, 0x08000000, 0x04000000
-    return _libc.unshare(clone_newuser | clone_newnet | clone_newipc | clone_newuts) == 0
-
-
 def _args(argv):
     opts = {"--isolation": "bwrap", "--workdir": "/home/student"}
     for key, value in zip(argv[::2], argv[1::2]):
@@ -694,7 +717,7 @@ def _args(argv):
 
 def main():
     isolation, workdir = _args(sys.argv[1:])
-    if isolation == "namespaces" and not _unshare_namespaces():
+    if isolation == "namespaces" and not UNSHARED:
         isolation = "rlimits"
     proto_in = os.fdopen(os.dup(0), "r")
     proto_out = os.fdopen(os.dup(1), "w")

@@ -196,15 +196,16 @@ class Sandbox:
                 "--uid", "1000", "--gid", "1000", "--die-with-parent", "--new-session",
                 # The zygote is the namespace's init: signals from student code can't kill it.
                 "--as-pid-1",
+                # The private /tmp comes first, so a venv or kit that lives under /tmp is
+                # still bound (read-only) on top of it rather than hidden by it.
+                "--size", str(self.limits.tmpfs_mb * 1024 * 1024), "--tmpfs", "/tmp",
                 *_system_binds(),
                 "--ro-bind", str(INSIDE), "/sandbox/inside.py",
                 "--ro-bind", str(self.inputs_dir), "/io/inputs"]
         args += ["--dir", WORKDIR]
         for f in self.workdir_files:
             args += ["--ro-bind", str(f), f"{WORKDIR}/{f.name}"]
-        args += ["--proc", "/proc", "--dev", "/dev",
-                 "--size", str(self.limits.tmpfs_mb * 1024 * 1024), "--tmpfs", "/tmp",
-                 "--remount-ro", "/", "--clearenv", *self._env_args(), "--chdir", WORKDIR,
+        args += ["--proc", "/proc", "--dev", "/dev", "--remount-ro", "/", "--clearenv", *self._env_args(), "--chdir", WORKDIR,
                  *python, "/sandbox/inside.py", "--isolation", "bwrap"]
         return args
 
