@@ -48,6 +48,9 @@ def _parser() -> argparse.ArgumentParser:
 
     s = sub.add_parser("gradescope", help="build the Gradescope autograder.zip")
     s.add_argument("--out", default="build/autograder.zip")
+    vis = ["visible", "after_due_date", "after_published", "hidden"]
+    s.add_argument("--visibility", choices=vis, default=None, help="who sees the result (visible)")
+    s.add_argument("--test-visibility", choices=vis, default=None, help="who sees each part (visible)")
 
     t = sub.add_parser("gradebook", help="print the gradebook table (students x parts)")
     t.add_argument("--course", default=".")
