@@ -57,6 +57,9 @@ class Engine:
         folder = self.rubric.folder
         ensure_importable(folder)
         self.cases = importlib.import_module("cases").all_cases()
+        # The suites' references make (and cache) the same inputs: build them only once.
+        self._make_inputs = getattr(importlib.import_module("reference"), "inputs",
+                                    lambda case: case.make_inputs())
         self.case_wire, inputs = self._wire_cases()
         files = [self.rubric.source.parent / f for f in _settings(self.rubric).get("sandbox_files", [])]
         self.source = source_notebook(assignment)
@@ -69,7 +72,7 @@ class Engine:
         wire, inputs = {}, {}
         for index, case in enumerate(self.cases):
             names = {}
-            for key, arr in case.make_inputs().items():
+            for key, arr in self._make_inputs(case).items():
                 names[key] = f"c{index}_{key}"
                 inputs[names[key]] = arr
             wire.setdefault(case.part, []).append({"index": index, "probe": case.probe, "inputs": names})
@@ -103,8 +106,8 @@ class Engine:
         plan = restore(nb, self.source, self.rubric.part_names)
         report = self.sandbox.grade(uuid.uuid4().hex[:12], plan.wire(), self._parts_wire(plan))
         student, flags = self._student(plan, report)
-        outcomes = [scoring.TestOutcome(nodeid=n, part=p, passed=ok, message=m, mistake=k)
-                    for n, p, ok, m, k in self.suite.run(student)]
+        outcomes = [scoring.TestOutcome(nodeid=n, part=p, passed=ok, message=m, mistake=k, weight=w)
+                    for n, p, ok, m, k, w in self.suite.run(student)]
         feedback = {p: self._feedback(p, student, outcomes, flags.get(p, []), plan)
                     for p in self.rubric.part_names}
         result = scoring.score(self.rubric, outcomes, feedback=feedback, flags=flags,
@@ -189,13 +192,7 @@ class Engine:
         if run.cell_error and run.cell_status != "ok":
             lines.append(f"Your cell for this part failed: {run.cell_error.describe()}")
         lines.append(f"{passed}/{len(mine)} hidden checks passed.")
-        seen = []
-        for o in mine:
-            if not o.passed and o.message and o.message not in seen:
-                seen.append(o.message)
-        lines += [f"- {m}" for m in seen[:3]]
-        if len(seen) > 3:
-            lines.append(f"- ... and {len(seen) - 3} more kinds of failure.")
+        lines += _failure_lines(mine)
         if run.stdout.strip():
             shown = run.stdout.strip()[:STUDENT_OUTPUT_CHARS]
             more = " [cut]" if len(run.stdout.strip()) > STUDENT_OUTPUT_CHARS else ""
@@ -222,6 +219,21 @@ class Engine:
 
     def __exit__(self, *exc):
         self.close()
+
+
+def _failure_lines(outcomes, limit: int = 3) -> list[str]:
+    """One line per kind of failure (per mistake id, else per message), with a count."""
+    groups: dict[str, list[str]] = {}
+    for o in outcomes:
+        if not o.passed and o.message:
+            groups.setdefault(o.mistake or o.message, []).append(o.message)
+    lines = []
+    for messages in list(groups.values())[:limit]:
+        more = f" (and {len(messages) - 1} more inputs like it)" if len(messages) > 1 else ""
+        lines.append(f"- {messages[0]}{more}")
+    if len(groups) > limit:
+        lines.append(f"- ... and {len(groups) - limit} more kinds of failure.")
+    return lines
 
 
 # Parts written as plain functions: a `.backward()` call there can only be autograd's.

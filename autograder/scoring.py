@@ -15,6 +15,7 @@ class TestOutcome:
     passed: bool
     message: str = ""          # plain feedback (first line of the assertion) when failed
     mistake: str | None = None  # catalogue id when a known mistake was recognised
+    weight: float = 1.0        # the test's share of its part (the case's `weight`)
 
 
 @dataclass
@@ -96,9 +97,9 @@ class Result:
         return dataclasses.replace(self, **kw)
 
 
-def part_score(points: float, passed: int, total: int, *, forbidden: bool) -> float:
-    """Points x fraction of the part's hidden tests passed; a forbidden tool scores 0."""
-    if forbidden or total == 0:
+def part_score(points: float, passed: float, total: float, *, forbidden: bool) -> float:
+    """Points x (weighted) fraction of the part's hidden tests passed; a forbidden tool scores 0."""
+    if forbidden or total <= 0:
         return 0.0
     return round(points * passed / total, 2)
 
@@ -113,7 +114,8 @@ def score(rubric: Rubric, outcomes: list[TestOutcome], *, feedback: dict[str, st
         passed = sum(o.passed for o in mine)
         part_flags = list(flags.get(rp.part, []))
         forbidden = "autograd" in part_flags and not rp.autograd_allowed
-        s = part_score(rp.points, passed, len(mine), forbidden=forbidden)
+        s = part_score(rp.points, sum(o.weight for o in mine if o.passed),
+                       sum(o.weight for o in mine), forbidden=forbidden)
         mistakes = sorted({o.mistake for o in mine if o.mistake})
         parts.append(PartResult(
             part=rp.part, name=rp.test_cell, title=rp.title, score=s, max_score=rp.points,

@@ -9,7 +9,7 @@ AUTOGRAD_NAMES = {
     "autograd", "functorch", "vjp", "jvp", "jacrev", "jacfwd", "jacobian", "hessian",
     "requires_grad", "requires_grad_", "enable_grad", "set_grad_enabled", "retain_grad",
     "grad_fn", "_execution_engine", "_engine_run_backward", "run_backward", "_ImperativeEngine",
-    "grad_and_value",
+    "grad_and_value", "__grader_allow_autograd__",
 }
 # Attributes only: `x.grad` is autograd's gradient (the lesson stores gradients in `.g`).
 AUTOGRAD_ATTRS = {"grad", "_C"}
@@ -19,7 +19,8 @@ DYNAMIC_ATTRS = {"__dict__", "__builtins__", "__subclasses__", "__globals__", "_
                  "__getattribute__", "modules", "import_module", "f_globals", "f_back"}
 DYNAMIC_MODULES = {"importlib", "ctypes", "gc", "inspect", "marshal", "pickle", "builtins"}
 NAME_ACCESS = {"getattr", "setattr", "delattr", "hasattr"}
-_AUTOGRAD_WORD = re.compile(r"\b(autograd|_engine_run_backward|_execution_engine|functorch)\b")
+_AUTOGRAD_WORD = re.compile(
+    r"\b(autograd|_engine_run_backward|_execution_engine|functorch|__grader_allow_autograd__)\b")
 
 
 def _docstrings(tree) -> set[int]:

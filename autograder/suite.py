@@ -144,7 +144,7 @@ class _Plugin:
     def __init__(self, parts: list[str]):
         self._parts = set(parts)
         self.current: Student | None = None
-        self.outcomes: list[tuple[str, str, bool, str, str | None]] = []
+        self.outcomes: list[tuple[str, str, bool, str, str | None, float]] = []
         self.requests: queue.Queue = queue.Queue()
         self.replies: queue.Queue = queue.Queue()
 
@@ -188,7 +188,9 @@ class _Plugin:
                     message = str(exc).split("\nassert ")[0].strip() or "a check failed"
                 else:
                     message = f"the checker could not read your result ({type(exc).__name__})"
-            self.outcomes.append((item.nodeid, part, report.passed, message, mistake))
+            case = getattr(item, "callspec", None) and item.callspec.params.get("case")
+            weight = float(getattr(case, "weight", 1.0) or 1.0)
+            self.outcomes.append((item.nodeid, part, report.passed, message, mistake, weight))
 
 
 class SuiteRunner:

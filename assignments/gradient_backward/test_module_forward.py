@@ -1,0 +1,15 @@
+"""Hidden tests of part 6: the Module base class and its Relu, Lin, Mse subclasses."""
+import pytest
+
+import checks
+from cases import cases_for
+
+pytestmark = pytest.mark.module_forward
+
+
+@pytest.mark.parametrize("case", cases_for("module_forward"), ids=lambda c: c.name)
+def test_module_forward(student, case):
+    """Does Module pass its call's arguments to forward and bwd, and do the layers (alone and
+    chained) give autograd's results?
+    """
+    checks.check_case(student, case)

@@ -1,0 +1,10 @@
+# grade_id: mse_grad
+# expect: mse_grad=0 others=full
+# flags: mse_grad=autograd
+# mistakes: mse_grad=autograd_used
+# (the names are built at run time: the mistake id comes from the run-time tripwire)
+def mse_grad(inp, targ):
+    x = inp.detach().clone().requires_grad_(True)
+    loss = mse(x, targ)
+    getattr(loss, "back" + "ward")()
+    inp.g = x.grad

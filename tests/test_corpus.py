@@ -1,0 +1,100 @@
+"""The corpus: each submission variant in tests/corpus/ graded by the real engine, as its header expects."""
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import pytest
+
+from autograder import diagnose
+from autograder.synth import write_submission
+
+CORPUS = Path(__file__).parent / "corpus"
+GRADE_ID = re.compile(r"^# grade_id: *(\S+) *$", re.M)
+HEADER = re.compile(r"^# (expect|mistakes|flags): *(.+)$", re.M)
+
+pytestmark = [pytest.mark.slow, pytest.mark.sandbox]
+
+
+@dataclass
+class Variant:
+    """One corpus file: the solution cells it replaces and what grading it must give."""
+    name: str
+    overrides: dict[str, str]
+    expect: dict[str, str] = field(default_factory=dict)     # part -> 0 | full | partial | number
+    mistakes: dict[str, set[str]] = field(default_factory=dict)
+    flags: dict[str, set[str]] = field(default_factory=dict)
+
+    def expected_score(self, part: str) -> str:
+        return self.expect.get(part, self.expect.get("others", self.expect.get("all", "full")))
+
+
+def _pairs(text: str) -> dict[str, str]:
+    return dict(item.split("=", 1) for item in text.split())
+
+
+def parse(path: Path) -> Variant:
+    """Header lines say what to expect; each `# grade_id: X` line starts the code of cell X."""
+    text = path.read_text()
+    heads = {}
+    for kind, rest in HEADER.findall(text):
+        heads.setdefault(kind, {}).update(_pairs(rest))
+    starts = list(GRADE_ID.finditer(text))
+    overrides = {m.group(1): text[m.end():(starts[i + 1].start() if i + 1 < len(starts) else None)]
+                 .strip("\n") + "\n" for i, m in enumerate(starts)}
+    ids = lambda d: {k: set(v.split(",")) for k, v in d.items()}  # noqa: E731
+    return Variant(path.stem, overrides, heads.get("expect", {}), ids(heads.get("mistakes", {})),
+                   ids(heads.get("flags", {})))
+
+
+VARIANTS = [parse(p) for p in sorted(CORPUS.glob("*.py"))]
+
+
+def _named_in(feedback: str, template: str) -> bool:
+    """Does the feedback carry the catalogue message (its longest fixed stretch of words)?"""
+    pieces = [p.strip(" .,:()") for p in re.split(r"\{[^}]*\}", template)]
+    return max(pieces, key=len) in feedback
+
+
+@pytest.fixture(scope="session")
+def engine():
+    from autograder.engine import Engine
+    with Engine("gradient_backward") as eng:
+        yield eng
+
+
+@pytest.fixture(scope="session")
+def catalogue():
+    return diagnose.load("gradient_backward")
+
+
+def test_corpus_names_are_unique_and_parse():
+    """Does every corpus file name a real solution cell and expect something about each part?"""
+    assert len({v.name for v in VARIANTS}) == len(VARIANTS) >= 20
+    for v in VARIANTS:
+        assert v.expect, f"{v.name}: no '# expect:' line"
+        for part in v.mistakes:
+            assert v.expected_score(part) != "full", f"{v.name}: a mistake in a full-score part"
+
+
+@pytest.mark.parametrize("variant", VARIANTS, ids=lambda v: v.name)
+def test_corpus_variant_grades_as_expected(variant, engine, catalogue, tmp_path):
+    """Does the engine give each part the score, mistakes and flags the corpus file expects?"""
+    nb = write_submission(tmp_path / f"{variant.name}.ipynb", variant.overrides)
+    result = engine.grade(nb)
+    for part in result.parts:
+        want = variant.expected_score(part.part)
+        got = f"{part.part}: {part.score}/{part.max_score}, mistakes {part.mistakes}, " \
+              f"flags {part.flags}\n{part.output}"
+        if want == "full":
+            assert part.score == part.max_score, got
+        elif want == "partial":
+            assert 0 < part.score < part.max_score, got
+        else:
+            assert part.score == pytest.approx(float(want)), got
+        for mistake_id in variant.mistakes.get(part.part, ()):
+            assert mistake_id in part.mistakes, got
+            assert _named_in(part.output, catalogue.entries[mistake_id].message), got
+        for flag in variant.flags.get(part.part, ()):
+            assert flag in part.flags, got

@@ -1,0 +1,243 @@
+"""Diagnosis on the trusted side: each catalogued mistake is recognised from a synthetic wrong result."""
+from __future__ import annotations
+
+import re
+
+import numpy as np
+import pytest
+
+from autograder import diagnose, rubric
+from autograder.feedback import Mistake
+from autograder.suite import CaseResult, ErrorInfo, PartRun, Student, ensure_importable
+
+ensure_importable(rubric.load("gradient_backward").folder)
+import checks  # noqa: E402
+import probes  # noqa: E402
+import reference  # noqa: E402
+from cases import all_cases, case_by_id  # noqa: E402
+
+CATALOGUE = diagnose.load("gradient_backward")
+
+
+def right(case_id: str, **changes) -> tuple:
+    """(case, a result holding exactly autograd's answers and untouched inputs, then `changes`)."""
+    case = case_by_id(case_id)
+    outputs = {k: np.array(v) for k, v in reference.expected(case).items()
+               if k in checks.OUTPUTS[case.probe]}
+    for key, name in checks._KEPT.items():
+        if name in reference.inputs(case) and not (case.shape.get("n", 0) > probes.BIG_BATCH):
+            outputs[key] = np.array(reference.inputs(case)[name])
+    values = {}
+    if case.probe == "module_base":
+        values = {"forward_got_args": True, "bwd_called": True, "bwd_out_is_returned": True,
+                  "bwd_n_args": 2, "bwd_args_are_inputs": True}
+    if case.probe == "nn_model":
+        m, nh = case.shape["m"], case.shape["nh"]
+        values = {"n_parameters": 4, "param_shapes": str(sorted([(nh, m), (nh,), (1, nh), (1,)]))}
+    outputs.update(changes.pop("outputs", {}))
+    values.update(changes.pop("values", {}))
+    for key in changes.pop("drop", ()):
+        outputs.pop(key)
+    return case, CaseResult(**{"status": "ok", "outputs": outputs, "values": values, **changes})
+
+
+def exp(case_id, key):
+    return np.array(reference.expected(case_by_id(case_id))[key])
+
+
+def inp(case_id, key):
+    return reference.inputs(case_by_id(case_id))[key].astype(np.float64)
+
+
+def _error(type_, message, memory=False):
+    return ErrorInfo(type=type_, message=message, last_line="self.w.g = ...", memory=memory)
+
+
+MSE, RELU, LIN, FAB = "mse_grad/n64_f32", "relu_grad/64x50_f32", "lin_grad/64_20x50_f32", \
+    "forward_and_backward/64_20_50_f32"
+MSE64, NN = "mse_grad/n50_f64", "nn_module/64_20_50"
+MEMORY = "lin_without_einsum/memory_20000_784x50_f32"
+
+
+def _mse_broadcast():
+    return 2 * (inp(MSE, "inp") - inp(MSE, "targ")) / 64
+
+
+def _relu(kind):
+    x, g = inp(RELU, "inp"), inp(RELU, "out_g")
+    return {"values": np.maximum(x, 0) * g, "none": g, "inverted": (x < 0) * g}[kind]
+
+
+# One synthetic wrong result per catalogued mistake, keyed by the id it must be diagnosed as.
+WRONG = {
+    "factor_2": lambda: right(MSE, outputs={"inp.g": 2 * exp(MSE, "inp.g")}),
+    "factor_half": lambda: right(MSE, outputs={"inp.g": exp(MSE, "inp.g") / 2}),
+    "factor_n": lambda: right(MSE, outputs={"inp.g": 64 * exp(MSE, "inp.g")}),
+    "factor_1_over_n": lambda: right(LIN, outputs={"inp.g": exp(LIN, "inp.g") / 64}),
+    "mean_not_sum": lambda: right(LIN, outputs={"b.g": exp(LIN, "b.g") / 64}),
+    "sign_flipped": lambda: right(MSE, outputs={"inp.g": -exp(MSE, "inp.g")}),
+    "transposed": lambda: right(LIN, outputs={"w.g": exp(LIN, "w.g").T.copy()}),
+    "shape_n_not_n1": lambda: right(MSE, outputs={"inp.g": exp(MSE, "inp.g")[:, 0]}),
+    "broadcast_nn": lambda: right(MSE, outputs={"inp.g": _mse_broadcast()}),
+    "batch_not_summed": lambda: right(LIN, outputs={"b.g": inp(LIN, "out_g")}),
+    "summed_wrong_axis": lambda: right(LIN, outputs={"b.g": inp(LIN, "out_g").sum(1)}),
+    "g_only_returned": lambda: right(MSE, drop=["inp.g"], outputs={"returned": exp(MSE, "inp.g")}),
+    "g_missing": lambda: right(FAB, drop=["w1.g"]),
+    "autograd_used": lambda: right(MSE, autograd_used=True),
+    "wrong_values": lambda: right(LIN, outputs={"w.g": exp(LIN, "w.g") + 0.5}),
+    "relu_mask_on_values": lambda: right(RELU, outputs={"inp.g": _relu("values")}),
+    "relu_no_mask": lambda: right(RELU, outputs={"inp.g": _relu("none")}),
+    "relu_mask_inverted": lambda: right(RELU, outputs={"inp.g": _relu("inverted")}),
+    "wrong_backward_order": lambda: right(FAB, status="error", error=_error(
+        "RuntimeError", f"{probes.ORDER_TAG} relu_grad(inp, out) was called with an output ...")),
+    "layers_not_reversed": lambda: right("layers_as_classes/model_64_20_50_f32", status="error",
+                                         error=_error("AttributeError",
+                                                      "'Tensor' object has no attribute 'g'")),
+    "module_args_not_kept": lambda: right("module_forward/module_keeps_args", values={
+        "bwd_n_args": 1, "bwd_args_are_inputs": False}),
+    "module_out_not_kept": lambda: right("module_forward/module_keeps_args", values={
+        "bwd_out_is_returned": False}),
+    "outer_product_oom": lambda: right(MEMORY, status="error", error=_error(
+        "RuntimeError", "[enforce fail at alloc_cpu.cpp] DefaultCPUAllocator: can't allocate "
+        "memory: you tried to allocate 3136000000 bytes.", memory=True)),
+    "layers_not_registered": lambda: right(NN, values={"n_parameters": 0, "param_shapes": "[]"}),
+    "nn_wrong_layer_sizes": lambda: right(NN, values={
+        "param_shapes": "[(1,), (1, 20), (20,), (20, 50)]"}),
+    "wrong_forward": lambda: right("layers_as_classes/lin_64_20x50_f32", outputs={
+        "out": exp("layers_as_classes/lin_64_20x50_f32", "out") - 0.5}),
+    "input_modified": lambda: right(RELU, outputs={"inp_after": np.maximum(inp(RELU, "inp"), 0)
+                                                   .astype(np.float32)}),
+    "wrong_dtype": lambda: right(MSE64, outputs={"inp.g": exp(MSE64, "inp.g").astype(np.float32)}),
+    "not_a_tensor": lambda: right(MSE, drop=["inp.g"], values={"inp.g.type": "list"}),
+    "not_finite": lambda: right(MSE, outputs={"inp.g": exp(MSE, "inp.g") * np.nan}),
+    "name_missing": lambda: right(MSE, status="error", error=_error(
+        "NameError", "name 'mse_grad' is not defined (the cell must define it)")),
+    "exception": lambda: right(MSE, status="error", error=_error("ValueError", "bad shape")),
+    "crash": lambda: right(MSE, status="crashed", error=_error("Crash", "the process died")),
+    "timeout": lambda: right(MSE, status="timeout", error=_error("Timeout", "too slow")),
+    "out_of_memory": lambda: right(MSE, status="error", error=_error(
+        "RuntimeError", "DefaultCPUAllocator: can't allocate memory", memory=True)),
+    "not_implemented": lambda: right(MSE, status="error", error=_error("NotImplementedError", "")),
+    "cell_failed": lambda: right(MSE, status="not_run", error=None),
+}
+
+
+def _student(case, result) -> Student:
+    cell = PartRun(part=case.part, cell_status="error",
+                   cell_error=ErrorInfo(type="SyntaxError", message="invalid syntax"))
+    return Student({case.id: result}, {case.part: cell})
+
+
+def _diagnosis(case, result) -> Mistake | None:
+    try:
+        checks.check_case(_student(case, result), case)
+    except Mistake as exc:
+        return exc
+    return None
+
+
+def test_every_catalogue_entry_has_a_wrong_result_and_a_known_part():
+    """Is each catalogued mistake exercised below, and does it name only real parts?"""
+    parts = set(rubric.load("gradient_backward").part_names)
+    assert set(WRONG) == set(CATALOGUE.entries)
+    for entry in CATALOGUE.entries.values():
+        assert entry.parts and set(entry.parts) <= parts, entry.id
+        assert entry.title and entry.message
+
+
+@pytest.mark.parametrize("mistake_id", sorted(WRONG))
+def test_wrong_result_is_diagnosed_as_its_mistake(mistake_id):
+    """Is this synthetic wrong result failed with exactly its catalogue id and a filled-in message?"""
+    case, result = WRONG[mistake_id]()
+    found = _diagnosis(case, result)
+    assert found is not None, "the wrong result passed"
+    assert found.id == mistake_id, found.message
+    assert case.part in CATALOGUE.entries[mistake_id].parts
+    per_case = CATALOGUE.entries[mistake_id].per_case
+    assert found.message.startswith(f"Case {case.name}: ") == per_case, found.message
+    assert not re.search(r"\{\w+\}|: \?|\(\?\)", found.message), found.message
+
+
+@pytest.mark.parametrize("case", all_cases(), ids=lambda c: c.id)
+def test_autograd_answers_pass_every_case(case):
+    """Does the reference answer itself pass, and in float64 for float32 inputs too?"""
+    case_, result = right(case.id)
+    assert _diagnosis(case_, result) is None
+    widened = {k: v.astype(np.float64) for k, v in result.outputs.items()}
+    assert _diagnosis(case_, CaseResult(status="ok", outputs=widened, values=result.values)) is None
+
+
+@pytest.mark.parametrize("case", [c for c in all_cases() if c.dtype == "float32"], ids=lambda c: c.id)
+def test_float32_rounding_passes_but_one_percent_off_fails(case):
+    """Is float32 rounding of every output tolerated, while a 1% error in one element is not?"""
+    _, result = right(case.id)
+    keys = [k for k in checks.OUTPUTS[case.probe] if result.outputs[k].size]
+    rounded = {k: v.astype(np.float32) if k in keys else v for k, v in result.outputs.items()}
+    assert _diagnosis(case, CaseResult(status="ok", outputs=rounded, values=result.values)) is None
+    for key in keys:
+        bad = dict(rounded)
+        bad[key] = rounded[key].copy()
+        flat = bad[key].reshape(-1)
+        i = int(np.abs(flat).argmax())
+        flat[i] = flat[i] * 1.01
+        assert _diagnosis(case, CaseResult(status="ok", outputs=bad, values=result.values)), key
+
+
+_E = np.linspace(-1.0, 1.0, 24).reshape(8, 3) + 0.05   # no zeros: every factor shows
+_COL = _E[:, :1]
+# The notebook's explain(name, got, expected, n=...) on one example of each generic difference.
+GENERIC = {
+    "factor_2": ("inp.g", 2 * _E, _E, 8),
+    "factor_half": ("inp.g", _E / 2, _E, 8),
+    "factor_n": ("inp.g", 8 * _E, _E, 8),
+    "factor_1_over_n": ("inp.g", _E / 8, _E, 8),
+    "mean_not_sum": ("b.g", _E[0] / 8, _E[0], 8),
+    "sign_flipped": ("inp.g", -_E, _E, 8),
+    "transposed": ("w.g", _E.T, _E, 8),
+    "shape_n_not_n1": ("inp.g", _COL[:, 0], _COL, 8),
+    "broadcast_nn": ("inp.g", np.tile(_COL, (1, 8)), _COL, 8),
+    "batch_not_summed": ("b.g", np.tile(_E[0], (8, 1)), _E[0], 8),
+    "summed_wrong_axis": ("b.g", _E.sum(1), _E[0], 8),
+    "g_only_returned": ("inp.g", None, _E, 8),
+    "g_missing": ("inp.g", None, _E, 8),
+    "wrong_values": ("inp.g", _E + 1.0, _E, 8),
+}
+
+
+@pytest.mark.parametrize("mistake_id", sorted(GENERIC))
+def test_generic_explainer_gives_catalogued_ids(mistake_id):
+    """Does the notebook's explain() name this generic difference with an id the catalogue holds?"""
+    import torch
+    name, got, expected, n = GENERIC[mistake_id]
+    as_t = lambda a: None if a is None else torch.from_numpy(np.array(a))  # noqa: E731
+    returned = as_t(expected) if mistake_id == "g_only_returned" else None
+    found, message = CATALOGUE.explain(name, as_t(got), as_t(expected), n=n, returned=returned)
+    assert found == mistake_id, message
+    assert found in CATALOGUE.entries
+    if got is not None:
+        assert diagnose.match(CATALOGUE, name, got, expected, n=n) == mistake_id
+
+
+def test_match_prefers_a_specific_candidate_then_the_generic_explainer():
+    """Does match() name a part-specific candidate first, a generic factor next, else wrong_values?"""
+    expected = np.linspace(-1, 1, 12).reshape(4, 3)
+    special = expected * 3.7
+    assert diagnose.match(CATALOGUE, "inp.g", special, expected,
+                          candidates=[("relu_no_mask", special)]) == "relu_no_mask"
+    assert diagnose.match(CATALOGUE, "inp.g", 2 * expected, expected) == "factor_2"
+    assert diagnose.match(CATALOGUE, "inp.g", special, expected) == "wrong_values"
+
+
+@pytest.mark.parametrize("case", [c for c in all_cases() if "loss" in checks.OUTPUTS[c.probe]
+                                  and c.shape["n"] > 1], ids=lambda c: c.id)
+def test_broadcast_loss_is_recognised_wherever_a_loss_is_returned(case):
+    """Is a loss averaged over the (n, n) broadcast of (n, 1) - (n,) named broadcast_nn?"""
+    x = {k: v.astype(np.float64) for k, v in reference.inputs(case).items()}
+    if "inp" in x:
+        pred = x["inp"]
+    else:
+        pred = np.maximum(x["x"] @ x["w1"] + x["b1"], 0) @ x["w2"] + x["b2"]
+    wrong = np.asarray(((pred - x["targ"]) ** 2).mean())
+    _, result = right(case.id, outputs={"loss": wrong})
+    found = _diagnosis(case, result)
+    assert found is not None and found.id == "broadcast_nn", found
