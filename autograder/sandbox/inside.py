@@ -12,6 +12,7 @@ and records plain arrays. Nothing here decides a score: the trusted side reads t
 import base64
 import contextlib
 import ctypes
+import gc
 import io
 import json
 import linecache
@@ -608,6 +609,9 @@ class Zygote:
         self.probes = module
         _warm_up()
         self.base_ns = self._run_prefix(request.get("prefix") or [])
+        # Forked children then neither traverse nor copy-on-write the zygote's objects for GC.
+        gc.collect()
+        gc.freeze()
         self.reply({"op": "ready", "pid": os.getpid(), "inputs": len(self.inputs),
                     "torch": torch.__version__, "isolation": self.isolation})
 
