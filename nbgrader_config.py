@@ -5,7 +5,6 @@ c = get_config()  # noqa: F821  (provided by traitlets when nbgrader loads this 
 
 c.CourseDirectory.root = os.path.dirname(os.path.abspath(__file__))
 c.CourseDirectory.course_id = "gradient_backward_course"
-c.CourseDirectory.db_assignments = [dict(name="gradient_backward")]
 
 # --- autograde, collect, exchange (autograder/nbgrader_step.py; see docs/instructors.md) ------
 # The kit's package sits next to this file; nbgrader's console script does not put it on sys.path.

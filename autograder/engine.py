@@ -21,6 +21,10 @@ from .suite import CaseResult, ErrorInfo, PartRun, Student, SuiteRunner, ensure_
 log = logging.getLogger("autograder.engine")
 PACKAGE = Path(__file__).resolve().parent
 PART_OUTPUT_CHARS = 4000
+# The modules whose code can change a result (the rest only move results around): a cached
+# result stays valid until one of these, the assignment folder or the source notebook changes.
+SCORING_MODULES = ("engine.py", "notebook.py", "scoring.py", "rubric.py", "static_check.py",
+                   "suite.py", "feedback.py", "diagnose.py")
 STUDENT_OUTPUT_CHARS = 1500
 
 
@@ -29,7 +33,7 @@ def fingerprint(assignment: str = "gradient_backward") -> str:
     """Hash of everything that decides a score: the engine, the assignment folder, the source."""
     r = rubric_mod.load(assignment)
     h = hashlib.sha256()
-    files = sorted(PACKAGE.rglob("*.py")) + sorted(
+    files = [PACKAGE / m for m in SCORING_MODULES] + sorted((PACKAGE / "sandbox").glob("*.py")) + sorted(
         p for p in r.folder.rglob("*") if p.is_file() and p.suffix in (".py", ".toml")
         and "__pycache__" not in p.parts) + [r.source]
     for f in files:

@@ -2,6 +2,8 @@
 from __future__ import annotations
 
 import copy
+import re
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import nbformat
@@ -48,3 +50,46 @@ def write_submission(path: Path, overrides: dict[str, str] | None = None, **kw) 
     path.parent.mkdir(parents=True, exist_ok=True)
     nbformat.write(build_submission(overrides, **kw), str(path))
     return path
+
+
+# --- submission variants: solution-cell code with headers saying what grading must give ----
+
+_GRADE_ID = re.compile(r"^# grade_id: *(\S+) *$", re.M)
+_HEADER = re.compile(r"^# (expect|mistakes|flags): *(.+)$", re.M)
+
+
+@dataclass
+class Variant:
+    """One variant file: the solution cells it replaces and what grading it must give.
+
+    `# grade_id: X` starts the code of cell X; `# expect: mse_grad=0 others=full`,
+    `# mistakes: part=id,id` and `# flags: part=flag` state the expected result. Tests, the
+    sample class and the benchmark all build their submissions from such files."""
+    name: str
+    overrides: dict[str, str]
+    expect: dict[str, str] = field(default_factory=dict)   # part -> 0 | full | partial | less | any
+    mistakes: dict[str, set[str]] = field(default_factory=dict)
+    flags: dict[str, set[str]] = field(default_factory=dict)
+
+    def expected_score(self, part: str) -> str:
+        return self.expect.get(part, self.expect.get("others", self.expect.get("all", "full")))
+
+
+def _pairs(text: str) -> dict[str, str]:
+    return dict(item.split("=", 1) for item in text.split())
+
+
+def read_variant(path: Path, **substitutions: str) -> Variant:
+    """Parse a variant file; `__KEY__` placeholders are replaced by `substitutions[key]`."""
+    text = Path(path).read_text()
+    for key, value in substitutions.items():
+        text = text.replace(f"__{key.upper()}__", value)
+    heads: dict[str, dict[str, str]] = {}
+    for kind, rest in _HEADER.findall(text):
+        heads.setdefault(kind, {}).update(_pairs(rest))
+    starts = list(_GRADE_ID.finditer(text))
+    overrides = {m.group(1): text[m.end():(starts[i + 1].start() if i + 1 < len(starts) else None)]
+                 .strip("\n") + "\n" for i, m in enumerate(starts)}
+    ids = lambda d: {k: set(v.split(",")) for k, v in d.items()}  # noqa: E731
+    return Variant(Path(path).stem, overrides, heads.get("expect", {}),
+                   ids(heads.get("mistakes", {})), ids(heads.get("flags", {})))

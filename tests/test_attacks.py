@@ -16,7 +16,8 @@ from autograder import synth
 from autograder.engine import Engine
 from autograder.rubric import KIT_ROOT
 from autograder.sandbox import Limits, detect_level
-from fixture_files import check_scores, read_fixture
+from autograder.synth import read_variant
+from fixture_files import check_scores
 
 ATTACKS = sorted((Path(__file__).parent / "attacks").glob("*.py"))
 FAST = Limits(cell_seconds=8, case_seconds=4, part_seconds=12, job_seconds=120)
@@ -82,7 +83,7 @@ def engine():
 
 
 def _grade(engine, tmp_path, path: Path, listener):
-    fx = read_fixture(path, course=str(KIT_ROOT), port=str(listener.port))
+    fx = read_variant(path, course=str(KIT_ROOT), port=str(listener.port))
     nb = synth.write_submission(tmp_path / f"{fx.name}.ipynb", fx.overrides)
     return fx, engine.grade(nb)
 
@@ -152,7 +153,7 @@ def test_attack_zygote_memory_is_unreadable(engine, tmp_path, listener):
 
 def test_forged_stdout_never_reaches_cli_json(tmp_path, listener):
     """Does `grade --json` print exactly the grader's one JSON object, whatever the student prints?"""
-    fx = read_fixture(Path(__file__).parent / "attacks" / "mse_forged_json_on_stdout_scores_0.py")
+    fx = read_variant(Path(__file__).parent / "attacks" / "mse_forged_json_on_stdout_scores_0.py")
     nb = synth.write_submission(tmp_path / "forged.ipynb", fx.overrides)
     proc = subprocess.run([sys.executable, "-m", "autograder", "grade", str(nb), "--json"],
                           capture_output=True, text=True, timeout=600)
@@ -168,7 +169,7 @@ def test_next_submission_starts_clean(engine, tmp_path, listener):
     _grade(engine, tmp_path, Path(__file__).parent / "attacks" /
            "mse_plants_files_for_the_next_student_scores_0.py", listener)
     probe = {"mse_grad": "import os\nprint('PLANTED' if os.path.exists('/tmp/planted_by_previous_student.txt')"
-                         " else 'CLEAN')\n" + read_fixture(Path(__file__).parent / "attacks" /
+                         " else 'CLEAN')\n" + read_variant(Path(__file__).parent / "attacks" /
                          "mse_sys_exit_scores_0.py").overrides["mse_grad"]}
     result = engine.grade(synth.write_submission(tmp_path / "next.ipynb", probe))
     out = result.part("mse_grad").output

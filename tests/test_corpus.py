@@ -2,53 +2,19 @@
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass, field
 from pathlib import Path
 
 import pytest
 
 from autograder import diagnose
-from autograder.synth import write_submission
+from autograder.synth import read_variant, write_submission
 
 CORPUS = Path(__file__).parent / "corpus"
-GRADE_ID = re.compile(r"^# grade_id: *(\S+) *$", re.M)
-HEADER = re.compile(r"^# (expect|mistakes|flags): *(.+)$", re.M)
 
 pytestmark = [pytest.mark.slow, pytest.mark.sandbox]
 
 
-@dataclass
-class Variant:
-    """One corpus file: the solution cells it replaces and what grading it must give."""
-    name: str
-    overrides: dict[str, str]
-    expect: dict[str, str] = field(default_factory=dict)     # part -> 0 | full | partial | number
-    mistakes: dict[str, set[str]] = field(default_factory=dict)
-    flags: dict[str, set[str]] = field(default_factory=dict)
-
-    def expected_score(self, part: str) -> str:
-        return self.expect.get(part, self.expect.get("others", self.expect.get("all", "full")))
-
-
-def _pairs(text: str) -> dict[str, str]:
-    return dict(item.split("=", 1) for item in text.split())
-
-
-def parse(path: Path) -> Variant:
-    """Header lines say what to expect; each `# grade_id: X` line starts the code of cell X."""
-    text = path.read_text()
-    heads = {}
-    for kind, rest in HEADER.findall(text):
-        heads.setdefault(kind, {}).update(_pairs(rest))
-    starts = list(GRADE_ID.finditer(text))
-    overrides = {m.group(1): text[m.end():(starts[i + 1].start() if i + 1 < len(starts) else None)]
-                 .strip("\n") + "\n" for i, m in enumerate(starts)}
-    ids = lambda d: {k: set(v.split(",")) for k, v in d.items()}  # noqa: E731
-    return Variant(path.stem, overrides, heads.get("expect", {}), ids(heads.get("mistakes", {})),
-                   ids(heads.get("flags", {})))
-
-
-VARIANTS = [parse(p) for p in sorted(CORPUS.glob("*.py"))]
+VARIANTS = [read_variant(p) for p in sorted(CORPUS.glob("*.py"))]
 
 
 def _named_in(feedback: str, template: str) -> bool:

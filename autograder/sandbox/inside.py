@@ -95,6 +95,7 @@ def kill_tree(root, keep=()):
     for _ in range(100):
         victims = _descendants(root) - keep
         if not victims:
+            _reap()  # the ones killed in the last round are zombies by now
             break
         for pid in victims:
             with contextlib.suppress(OSError):

@@ -1,0 +1,191 @@
+"""`python -m autograder autograde ASSIGNMENT`: pre-grade in parallel, then nbgrader autograde per student, resumably."""
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import re
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+from . import rubric as rubric_mod
+from .store import ResultStore, _atomic_write
+
+log = logging.getLogger("autograder.autograde")
+
+MAX_BYTES = 100 * 2**20        # nbgrader loads the whole notebook in memory; beyond this, not graded
+_GLOB_CHARS = re.compile(r"[*?\[\]/\\]")   # nbgrader globs student folders: these ids cannot be graded
+
+
+class AutogradeError(Exception):
+    """Input the instructor has to fix (wrong assignment name, no release yet)."""
+
+
+@dataclass
+class Submission:
+    student: str
+    folder: Path
+    notebook: Path | None      # None: nothing nbgrader can open (the reason says why)
+    reason: str = ""
+
+
+def main(*, assignment: str = "gradient_backward", jobs: int = 0, course: str = ".") -> int:
+    try:
+        summary = autograde(Path(course), assignment, jobs=jobs)
+    except AutogradeError as e:
+        log.error("%s", e)
+        return 2
+    return 1 if summary["failed"] else 0
+
+
+def autograde(course: Path, assignment: str, *, jobs: int = 0, progress: str = "auto") -> dict:
+    """The whole step; returns counts. Safe to kill at any instant and run again."""
+    from . import nbgrader_step as step
+    course = course.resolve()
+    check_assignment(course, assignment, step.known_assignments(course))
+    subs = discover(course, assignment)
+    if not subs:
+        log.warning("no submissions under %s/submitted/*/%s/", course, assignment)
+        return {"graded": 0, "skipped": 0, "failed": []}
+    store = ResultStore(step.results_dir(course), assignment=assignment)
+    t0 = time.monotonic()
+    pregrade(subs, store, jobs=jobs, progress=progress)
+    t1 = time.monotonic()
+    backup = step.backup_gradebook(course)
+    if backup:
+        log.info("gradebook backed up to %s", backup.name)
+    counts = run_nbgrader(course, assignment, subs, store)
+    log.info("engine %.0f s, nbgrader %.0f s", t1 - t0, time.monotonic() - t1)
+    return counts
+
+
+def check_assignment(course: Path, assignment: str, known: list[str]) -> None:
+    try:
+        rubric_mod.load(assignment)
+    except FileNotFoundError:
+        raise AutogradeError(f"unknown assignment {assignment!r} (no assignments/{assignment}/); "
+                             f"the gradebook knows {known or 'none'}") from None
+    if assignment not in known:
+        raise AutogradeError(f"assignment {assignment!r} is not in {course / 'gradebook.db'}: "
+                             "run `make release` first")
+
+
+def discover(course: Path, assignment: str) -> list[Submission]:
+    """Every student folder under submitted/, with the notebook nbgrader will grade or why not."""
+    root = course / "submitted"
+    if not root.is_dir():
+        return []
+    expected = f"{rubric_mod.load(assignment).source.stem}.ipynb"
+    subs = []
+    for folder in sorted(p for p in root.iterdir() if p.is_dir() and not p.name.startswith(".")):
+        if not (folder / assignment).is_dir():
+            continue
+        subs.append(_inspect(folder.name, folder / assignment, expected))
+    return subs
+
+
+def _inspect(student: str, folder: Path, expected: str) -> Submission:
+    if _GLOB_CHARS.search(student):
+        return Submission(student, folder, None, f"student id {student!r} contains * ? [ ] or a "
+                          "slash, which nbgrader cannot handle: rename the folder")
+    if student != student.strip() or " " in student or not student.isascii():
+        log.warning("student id %r has spaces or non-ASCII letters: graded, but check that it "
+                    "matches your LMS roster before exporting grades", student)
+    nb = folder / expected
+    if not nb.is_file():
+        others = sorted(p.name for p in folder.glob("*.ipynb"))
+        why = (f"found {others} but not {expected} (rename it, or collect with "
+               "`make collect`, which does)") if others else f"no notebook in {folder}"
+        return Submission(student, folder, None, why)
+    if nb.stat().st_size > MAX_BYTES:
+        return Submission(student, folder, None,
+                          f"{expected} is {nb.stat().st_size / 2**20:.0f} MB (limit "
+                          f"{MAX_BYTES // 2**20} MB): clear its outputs and resubmit")
+    return Submission(student, folder, nb)
+
+
+def pregrade(subs: list[Submission], store: ResultStore, *, jobs: int, progress: str) -> None:
+    """Grades every gradable notebook with the engine, in parallel, into the store."""
+    from .batch import grade_many
+    items = [(s.student, s.notebook) for s in subs if s.notebook is not None]
+    if items:
+        log.info("grading %d submissions with the engine (%s workers)", len(items), jobs or "auto")
+        grade_many(items, jobs=jobs, store=store, progress=progress)
+
+
+# --- nbgrader, one student at a time, with a ledger of what is done ---------------------------
+def ledger_path(course: Path, assignment: str) -> Path:
+    return course / ".kit" / "autograde" / f"{assignment}.json"
+
+
+def read_ledger(path: Path) -> dict:
+    try:
+        return json.loads(path.read_text(encoding="utf-8"))
+    except (FileNotFoundError, ValueError):
+        return {}
+
+
+def write_ledger(path: Path, ledger: dict) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    _atomic_write(path, json.dumps(ledger, ensure_ascii=False, indent=1, sort_keys=True))
+
+
+def state_key(sub: Submission, store: ResultStore, gradebook_id: str) -> str:
+    """Changes when the submission, its timestamp, the engine, or the gradebook itself changes."""
+    from .batch import key_of
+    h = hashlib.sha256(gradebook_id.encode())
+    if sub.notebook is not None:
+        h.update(key_of(sub.notebook, store.fingerprint).encode())
+    else:
+        h.update(b"none\0" + sub.reason.encode())
+    ts = sub.folder / "timestamp.txt"
+    h.update(ts.read_bytes() if ts.is_file() else b"no timestamp")
+    return h.hexdigest()
+
+
+def run_nbgrader(course: Path, assignment: str, subs: list[Submission], store: ResultStore) -> dict:
+    from . import nbgrader_step as step
+    api = step.open_api(course)
+    path = ledger_path(course, assignment)
+    ledger = read_ledger(path)
+    gb_id = step.gradebook_id(course, assignment)
+    counts = {"graded": 0, "skipped": 0, "failed": []}
+    for sub in subs:
+        key = state_key(sub, store, gb_id)
+        done = ledger.get(sub.student, {}).get("key") == key
+        if done and step.has_submission(course, assignment, sub.student):
+            counts["skipped"] += 1
+            continue
+        if _grade_one(api, course, assignment, sub, store):
+            ledger[sub.student] = {"key": key, "at": time.strftime("%Y-%m-%d %H:%M:%S")}
+            write_ledger(path, ledger)   # after each student: a kill -9 loses at most one
+            counts["graded"] += 1
+        else:
+            counts["failed"].append(sub.student)
+    log.info("nbgrader autograde: %d graded, %d already up to date, %d failed%s",
+             counts["graded"], counts["skipped"], len(counts["failed"]),
+             f" ({', '.join(counts['failed'])})" if counts["failed"] else "")
+    log.info("gradebook: %s; autograded notebooks: %s", course / "gradebook.db",
+             course / "autograded")
+    return counts
+
+
+def _grade_one(api, course: Path, assignment: str, sub: Submission, store: ResultStore) -> bool:
+    from . import nbgrader_step as step
+    if sub.notebook is None:
+        log.warning("%s: not graded, scored 0: %s", sub.student, sub.reason)
+        step.record_zero(course, assignment, sub.student, sub.reason)
+        return True
+    stored = store.load(sub.student)
+    if stored is not None and stored.error:
+        # the engine could not read it (broken JSON...): nbgrader would only fail on it too
+        log.warning("%s: unreadable notebook, scored 0: %s", sub.student, stored.error)
+        step.record_zero(course, assignment, sub.student, stored.error)
+        return True
+    out = api.autograde(assignment, sub.student, force=True, create=True)
+    if out.get("success"):
+        return True
+    log.error("%s: nbgrader autograde failed:\n%s", sub.student,
+              (out.get("error") or out.get("log") or "")[-3000:])
+    return False

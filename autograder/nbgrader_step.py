@@ -1,0 +1,433 @@
+"""nbgrader glue: engine-fed autograde preprocessors, the Canvas collector, gradebook access (the kit's only nbgrader importer)."""
+from __future__ import annotations
+
+import atexit
+import logging
+import os
+import re
+import sqlite3
+import unicodedata
+import warnings
+from dataclasses import dataclass
+from pathlib import Path
+
+import nbformat
+from nbformat.notebooknode import NotebookNode
+from traitlets import Unicode
+
+from nbgrader.api import Gradebook, MissingEntry
+from nbgrader.apps import NbGraderAPI
+from nbgrader.coursedir import CourseDirectory
+from nbgrader.plugins import FileNameCollectorPlugin
+from nbgrader.preprocessors import ClearHiddenTests, NbGraderPreprocessor
+
+from . import rubric as rubric_mod
+from .scoring import PartResult, Result
+
+log = logging.getLogger(__name__)
+
+# --- where things are ---------------------------------------------------------------------
+def results_dir(course: Path) -> Path:
+    return Path(course) / ".kit" / "results"
+
+
+def _coursedir_of(pp: NbGraderPreprocessor) -> CourseDirectory:
+    """The converter's CourseDirectory (an API call may set its root without config)."""
+    node = pp
+    while node is not None:
+        if isinstance(getattr(node, "coursedir", None), CourseDirectory):
+            return node.coursedir
+        node = getattr(node, "parent", None)
+    return CourseDirectory(config=pp.config)
+
+
+# --- results: the store first, the engine on a miss ----------------------------------------
+_ENGINES: dict[str, object] = {}
+
+
+def _engine(assignment: str):
+    """One warm engine per assignment for this trusted process, closed at exit."""
+    if assignment not in _ENGINES:
+        from .engine import Engine
+        eng = Engine(assignment)
+        eng.__enter__()
+        atexit.register(eng.__exit__, None, None, None)
+        _ENGINES[assignment] = eng
+    return _ENGINES[assignment]
+
+
+def result_for(path: Path, *, assignment: str, student: str, course: Path) -> Result:
+    """The engine's Result for a submitted notebook: cached by submission key, graded on a miss."""
+    from .batch import key_of
+    from .store import ResultStore
+    store = ResultStore(results_dir(course), assignment=assignment)
+    key = key_of(path, store.fingerprint)
+    cached = store.find_key(key)
+    if cached is not None:
+        log.debug("%s: result taken from the store", student)
+        return cached
+    log.info("%s: not in the store, grading now", student)
+    result = _engine(assignment).grade(path)
+    store.save(student, result, key=key)
+    return result
+
+
+# --- sanitize: put every cell back in the role the source gave it ---------------------------
+class RestoreGradeCells(NbGraderPreprocessor):
+    """Resets forged nbgrader metadata and re-inserts deleted grade cells, before OverwriteCells.
+
+    OverwriteCells trusts the `grade`/`solution` flags the student sent and crashes on a grade
+    flag set on a solution cell; its add_missing_cells crashes when the cell before a deleted
+    grade cell is gone too. Here the gradebook's source cells decide every role.
+    """
+
+    def preprocess(self, nb: NotebookNode, resources: dict):
+        info = resources["nbgrader"]
+        with Gradebook(info["db_url"]) as gb:
+            source = gb.find_notebook(info["notebook"], info["assignment"])
+            roles = _source_roles(source)
+            source_cells = {c.name: c for c in source.source_cells}
+        for cell in nb.cells:
+            self._reset_role(cell, roles)
+        _insert_missing(nb, roles, source_cells, self.log)
+        return nb, resources
+
+    def _reset_role(self, cell: NotebookNode, roles: dict[str, dict]) -> None:
+        meta = cell.get("metadata", {}).get("nbgrader")
+        if meta is None:
+            return
+        gid = meta.get("grade_id")
+        if gid not in roles:
+            if meta.get("grade") or meta.get("solution") or meta.get("locked") or meta.get("task"):
+                self.log.warning("Cell with unknown grade_id %r: its nbgrader metadata is dropped", gid)
+            del cell.metadata["nbgrader"]
+            return
+        for flag, value in roles[gid].items():
+            if meta.get(flag) != value:
+                self.log.warning("Cell %s: nbgrader %r was %r, restored to %r", gid, flag,
+                                 meta.get(flag), value)
+                meta[flag] = value
+        if not roles[gid]["grade"]:
+            meta.pop("points", None)
+
+
+def _source_roles(source_nb) -> dict[str, dict]:
+    grade = {c.name: c.max_score for c in source_nb.grade_cells}
+    solution = {c.name for c in source_nb.solution_cells}
+    roles = {}
+    for c in source_nb.source_cells:
+        role = {"grade": c.name in grade, "solution": c.name in solution, "locked": bool(c.locked)}
+        if role["grade"]:
+            role["points"] = float(grade[c.name])
+        roles[c.name] = role
+    return roles
+
+
+def _insert_missing(nb: NotebookNode, roles: dict[str, dict], source_cells: dict, log_) -> None:
+    """A deleted grade cell comes back after the nearest surviving source cell that preceded it."""
+    order = list(source_cells)
+    for gid in order:
+        if not roles[gid]["grade"] or _find(nb, gid) is not None:
+            continue
+        log_.warning("Grade cell %s was missing from the submission: restored from the source", gid)
+        cell = _cell_from_source(source_cells[gid], roles[gid])
+        at = len(nb.cells)
+        for prev in reversed(order[:order.index(gid)]):
+            idx = _find(nb, prev)
+            if idx is not None:
+                at = idx + 1
+                break
+        else:
+            at = 0 if order.index(gid) == 0 else len(nb.cells)
+        nb.cells.insert(at, cell)
+
+
+def _find(nb: NotebookNode, grade_id: str) -> int | None:
+    for i, cell in enumerate(nb.cells):
+        if cell.get("metadata", {}).get("nbgrader", {}).get("grade_id") == grade_id:
+            return i
+    return None
+
+
+def _cell_from_source(src, role: dict) -> NotebookNode:
+    meta = {"nbgrader": dict(role, grade_id=src.name, checksum=src.checksum, schema_version=3,
+                             cell_type=src.cell_type, task=False),
+            "deletable": False, "editable": False}
+    if src.cell_type == "code":
+        return nbformat.v4.new_code_cell(src.source, metadata=meta)
+    return nbformat.v4.new_markdown_cell(src.source, metadata=meta)
+
+
+# --- autograde: the engine's part scores become the test cells' outputs ---------------------
+class EngineGrades(NbGraderPreprocessor):
+    """Writes each test cell's outputs so that SaveAutoGrades stores the engine's part score.
+
+    nbgrader's determine_grade reads a code grade cell's outputs: an `error` or a stderr stream
+    gives 0, the first `execute_result` is read as the score, otherwise full points. Each test
+    cell gets a stdout stream with the part's feedback, then an execute_result holding the exact
+    score, so 0, partial and full all come out as the engine computed them.
+    """
+
+    course_root = Unicode("", help="course directory (defaults to the converter's)").tag(config=True)
+
+    def preprocess(self, nb: NotebookNode, resources: dict):
+        info = resources["nbgrader"]
+        student, assignment, notebook = info["student"], info["assignment"], info["notebook"]
+        rubric = rubric_mod.load(assignment)
+        coursedir = _coursedir_of(self)
+        course = Path(self.course_root or coursedir.root)
+        path = Path(coursedir.format_path(coursedir.submitted_directory, student, assignment)) \
+            / f"{notebook}.ipynb"
+        result = result_for(path, assignment=assignment, student=student, course=course)
+        apply_result(nb, result, rubric, self.log)
+        return nb, resources
+
+
+def apply_result(nb: NotebookNode, result: Result, rubric, log_=log) -> None:
+    """Every rubric test cell (exactly once, code, rubric points) gets the outputs of its part."""
+    by_cell = {p.name: p for p in result.parts}
+    hide = ClearHiddenTests()
+    for rp in rubric.parts:
+        idx = _find(nb, rp.test_cell)
+        if idx is None:  # RestoreGradeCells runs first, so only a misconfigured course gets here
+            raise RuntimeError(f"test cell {rp.test_cell} is not in the notebook: check "
+                               "c.Autograde.sanitize_preprocessors in nbgrader_config.py")
+        cell = nb.cells[idx]
+        meta = cell.metadata.nbgrader
+        if float(meta.get("points", -1)) != rp.points:
+            raise RuntimeError(
+                f"{rp.test_cell} is worth {meta.get('points')} points in the gradebook but "
+                f"{rp.points:g} in the rubric: run `make release` after changing assignment.toml")
+        part = by_cell.get(rp.test_cell) or _missing_part(rp)
+        cell.cell_type = "code"
+        hide._remove_hidden_test_region(cell)   # hidden regions never reach autograded/ or feedback/
+        cell.outputs = part_outputs(part, rp.points)
+        cell.execution_count = None
+
+
+def _missing_part(rp) -> PartResult:
+    return PartResult(part=rp.part, name=rp.test_cell, title=rp.title, score=0.0,
+                      max_score=rp.points, output="Not graded: the engine returned no result for this part.")
+
+
+def part_outputs(part: PartResult, points: float) -> list[NotebookNode]:
+    score = min(max(float(part.score), 0.0), float(points))
+    text = f"{part.title}: {score:g} / {points:g} points\n"
+    if part.output:
+        text += part.output.rstrip("\n") + "\n"
+    return [nbformat.v4.new_output("stream", name="stdout", text=text),
+            nbformat.v4.new_output("execute_result", data={"text/plain": repr(score)},
+                                   execution_count=None)]
+
+
+# --- collecting a Canvas download -------------------------------------------------------------
+CANVAS = re.compile(r"^(?P<student>[^_/]+)_(?P<late>late_)?(?P<canvas_id>\d+)_(?P<file_no>\d+)_(?P<name>.+)$")
+_RESUBMIT = re.compile(r"^(?P<stem>.*?)-(?P<n>\d+)$")
+
+
+@dataclass(frozen=True)
+class CanvasFile:
+    path: str
+    student: str
+    late: bool
+    file_no: int
+    stem: str          # the original file name without extension and without Canvas' "-N"
+    attempt: int       # N of Canvas' "-N" suffix (0 for the first upload)
+    ext: str
+
+
+def parse_canvas(path: str) -> CanvasFile | None:
+    """Canvas names each file `<student>_[late_]<canvasid>_<fileid>_<original name>`."""
+    m = CANVAS.match(os.path.basename(path))
+    if not m:
+        return None
+    stem, ext = os.path.splitext(m["name"])
+    attempt = 0
+    r = _RESUBMIT.match(stem)
+    if r:
+        stem, attempt = r["stem"], int(r["n"])
+    return CanvasFile(path=path, student=normalize_student(m["student"]), late=bool(m["late"]),
+                      file_no=int(m["file_no"]), stem=stem, attempt=attempt, ext=ext.lower())
+
+
+def normalize_student(raw: str) -> str:
+    """NFC form, so the same name typed on two systems is one student."""
+    return unicodedata.normalize("NFC", raw).strip()
+
+
+def choose_latest(files: list[CanvasFile], notebook: str) -> dict[str, CanvasFile]:
+    """Per student the notebook to grade: the assignment's own name first, then the latest upload."""
+    best: dict[str, CanvasFile] = {}
+    for f in files:
+        rank = (f.stem == notebook, f.file_no, f.attempt)
+        old = best.get(f.student)
+        if old is None or rank > (old.stem == notebook, old.file_no, old.attempt):
+            best[f.student] = f
+    return best
+
+
+class CanvasCollector(FileNameCollectorPlugin):
+    """zip_collect plugin for Canvas' "Download submissions" archive (see docs/instructors.md).
+
+    Picks one notebook per student (a resubmission `name-1.ipynb` beats `name.ipynb`, a later
+    Canvas file id beats an earlier one), renames it to the assignment's notebook, and skips
+    anything else with a log line.
+    """
+
+    _chosen: dict[str, CanvasFile] | None = None
+
+    def _choose(self, any_file: str) -> dict[str, CanvasFile]:
+        if self._chosen is None:
+            app = self.parent
+            root = app._format_collect_path(app.extracted_directory) if app else os.path.dirname(any_file)
+            notebook = app.coursedir.assignment_id if app else ""
+            found = []
+            for dirpath, _, names in os.walk(root):
+                for name in names:
+                    f = parse_canvas(os.path.join(dirpath, name))
+                    if f and f.ext == ".ipynb":
+                        found.append(f)
+            self._chosen = choose_latest(found, notebook)
+        return self._chosen
+
+    def collect(self, submitted_file: str):
+        name = os.path.basename(submitted_file)
+        f = parse_canvas(submitted_file)
+        if f is None:
+            self.log.warning("Ignored %r: not a Canvas submission file name", name)
+            return None
+        if f.ext != ".ipynb":
+            self.log.warning("Ignored %r from %s: not a notebook", name, f.student)
+            return None
+        chosen = self._choose(submitted_file).get(f.student)
+        if chosen is None or chosen.path != submitted_file:
+            self.log.warning("Ignored %r: %s also submitted %r, which is kept", name, f.student,
+                             os.path.basename(chosen.path) if chosen else "?")
+            return None
+        assignment = self.parent.coursedir.assignment_id if self.parent else f.stem
+        if f.stem != assignment or f.attempt:
+            self.log.info("Collected %r as %s/%s.ipynb", name, f.student, assignment)
+        if f.late:
+            self.log.warning("%s submitted late (Canvas marks the file name 'late')", f.student)
+        return {"student_id": f.student, "file_id": f"{assignment}.ipynb"}
+
+
+# --- the gradebook, read and written through nbgrader's API ------------------------------------
+_NOISE = ("Attribute 'checksum'", "db_assignments", "Removing existing assignment",
+          "Directory not found. Creating", "Skipped submission with no match information",
+          # NbGraderAPI probes the exchange on start; in-process grading never uses it
+          "Unwritable directory, please contact your instructor")
+
+
+class _QuietNbgrader(logging.Filter):
+    """nbgrader's per-file INFO lines, and its checksum warning (every test cell trips it when
+    OverwriteCells puts the hidden-test regions back), drown the lines that matter."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if any(noise in record.getMessage() for noise in _NOISE):
+            return False
+        return record.levelno >= logging.WARNING or logging.getLogger().isEnabledFor(logging.DEBUG)
+
+
+def quiet_nbgrader_logs() -> None:
+    # nbgrader 0.9.6 with SQLAlchemy 2.x: harmless autoflush notes on every new submission row
+    warnings.filterwarnings("ignore", message=r"Object of type <Submitted\w+> not in session")
+    logger = logging.getLogger("traitlets")
+    if not any(isinstance(f, _QuietNbgrader) for f in logger.filters):
+        logger.addFilter(_QuietNbgrader())
+
+
+def open_api(course: Path, **config) -> NbGraderAPI:
+    """An NbGraderAPI for the course folder, with its nbgrader_config.py loaded."""
+    quiet_nbgrader_logs()
+    from traitlets.config import Config
+    from traitlets.config.loader import PyFileConfigLoader
+    cfg = PyFileConfigLoader("nbgrader_config.py", path=str(course)).load_config() \
+        if (Path(course) / "nbgrader_config.py").exists() else Config()
+    cfg.CourseDirectory.root = str(Path(course).resolve())
+    for section, values in config.items():
+        for k, v in values.items():
+            cfg[section][k] = v
+    return NbGraderAPI(config=cfg)
+
+
+def db_url(course: Path) -> str:
+    return f"sqlite:///{Path(course).resolve() / 'gradebook.db'}"
+
+
+def known_assignments(course: Path) -> list[str]:
+    if not (Path(course) / "gradebook.db").exists():
+        return []
+    with Gradebook(db_url(course)) as gb:
+        return sorted(a.name for a in gb.assignments)
+
+
+def gradebook_id(course: Path, assignment: str) -> str:
+    """The assignment row's id: a new gradebook.db gets a new one, so old ledgers stop matching."""
+    with Gradebook(db_url(course)) as gb:
+        return gb.find_assignment(assignment).id
+
+
+def has_submission(course: Path, assignment: str, student: str) -> bool:
+    with Gradebook(db_url(course)) as gb:
+        try:
+            gb.find_submission(assignment, student)
+        except MissingEntry:
+            return False
+    return True
+
+
+def record_zero(course: Path, assignment: str, student: str, reason: str) -> None:
+    """A student whose submission nbgrader cannot open gets 0 on every autograded cell, with the reason."""
+    with Gradebook(db_url(course)) as gb:
+        gb.update_or_create_student(student)
+        sub = gb.update_or_create_submission(assignment, student)
+        for nb in sub.notebooks:
+            for grade in nb.grades:
+                grade.auto_score = 0.0 if grade.cell_type == "code" else grade.auto_score
+                grade.needs_manual_grade = grade.manual_score is not None
+            for comment in nb.comments:
+                comment.auto_comment = f"Not graded: {reason}"
+        gb.db.commit()
+
+
+def grade_rows(course: Path, assignment: str) -> list[tuple]:
+    """Every grade row of the assignment, sorted: (student, notebook, cell, auto, manual, needs_manual)."""
+    con = sqlite3.connect(f"file:{Path(course) / 'gradebook.db'}?mode=ro", uri=True)
+    try:
+        return sorted(con.execute(
+            """SELECT sa.student_id, n.name, bc.name, g.auto_score, g.manual_score,
+                      g.needs_manual_grade
+               FROM grade g
+               JOIN base_cell bc ON g.cell_id = bc.id
+               JOIN submitted_notebook sn ON g.notebook_id = sn.id
+               JOIN notebook n ON sn.notebook_id = n.id
+               JOIN submitted_assignment sa ON sn.assignment_id = sa.id
+               JOIN assignment a ON sa.assignment_id = a.id
+               WHERE a.name = ?""", (assignment,)).fetchall())
+    finally:
+        con.close()
+
+
+def gradebook_scores(course: Path, assignment: str) -> dict[str, dict[str, float]]:
+    """student -> {test cell: score}, where a grader's manual score overrides the autograder's."""
+    table: dict[str, dict[str, float]] = {}
+    for student, _nb, cell, auto, manual, _needs in grade_rows(course, assignment):
+        score = manual if manual is not None else auto
+        table.setdefault(student, {})[cell] = float(score) if score is not None else None
+    return table
+
+
+def backup_gradebook(course: Path, keep: int = 5) -> Path | None:
+    """A consistent copy of gradebook.db (sqlite's backup API), keeping the newest `keep` copies."""
+    import time
+    src = Path(course) / "gradebook.db"
+    if not src.exists():
+        return None
+    dest = src.with_name(f"gradebook.db.bak-{time.strftime('%Y%m%d-%H%M%S')}-{os.getpid()}")
+    with sqlite3.connect(src) as a, sqlite3.connect(dest) as b:
+        a.backup(b)
+    for old in sorted(src.parent.glob("gradebook.db.bak-*"))[:-keep]:
+        old.unlink(missing_ok=True)
+    return dest
+

@@ -1,0 +1,76 @@
+"""Temporary nbgrader courses for the tests/test_nbgrader_*.py files: real nbgrader, real engine."""
+from __future__ import annotations
+
+import atexit
+import importlib.util
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+
+import nbformat
+
+KIT = Path(__file__).resolve().parent.parent
+ASSIGNMENT = "gradient_backward"
+PY = sys.executable
+
+
+def env() -> dict:
+    e = dict(os.environ)
+    e["PYTHONPATH"] = os.pathsep.join(p for p in (str(KIT), e.get("PYTHONPATH")) if p)
+    return e
+
+
+def run(*args: str, cwd: Path, check: bool = True, timeout: float = 600, extra_env=None):
+    """A real command (python -m nbgrader / python -m autograder) in the course folder."""
+    e = env()
+    e.update(extra_env or {})
+    out = subprocess.run([PY, "-m", *args], cwd=cwd, env=e, capture_output=True, text=True,
+                         timeout=timeout)
+    if check and out.returncode != 0:
+        raise AssertionError(f"{args} exited {out.returncode}:\n{out.stderr[-4000:]}")
+    return out
+
+
+_RELEASED: list[Path] = []
+
+
+def new_course(root: Path) -> Path:
+    """A copy of a course released once per test session (nbgrader_config.py, source/, gradebook.db)."""
+    if not _RELEASED:
+        base = Path(tempfile.mkdtemp(prefix="gb-released-")) / "course"
+        atexit.register(shutil.rmtree, base.parent, True)
+        base.mkdir()
+        shutil.copy(KIT / "nbgrader_config.py", base)
+        shutil.copytree(KIT / "source", base / "source")
+        run("nbgrader", "generate_assignment", ASSIGNMENT, "--force", "--log-level=WARN", cwd=base)
+        _RELEASED.append(base)
+    return copy_course(_RELEASED[0], root / "course")
+
+
+def samples_module():
+    spec = importlib.util.spec_from_file_location("build_samples", KIT / "samples" / "build_samples.py")
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    return mod
+
+
+def release_nb(course: Path) -> Path:
+    return course / "release" / ASSIGNMENT / f"{ASSIGNMENT}.ipynb"
+
+
+def submit(course: Path, student: str, nb) -> Path:
+    path = course / "submitted" / student / ASSIGNMENT / f"{ASSIGNMENT}.ipynb"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    if isinstance(nb, (bytes, str)):
+        path.write_bytes(nb if isinstance(nb, bytes) else nb.encode())
+    else:
+        nbformat.write(nb, str(path))
+    return path
+
+
+def copy_course(course: Path, dest: Path) -> Path:
+    shutil.copytree(course, dest, symlinks=True)
+    return dest

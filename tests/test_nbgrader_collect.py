@@ -1,0 +1,107 @@
+"""`python -m autograder collect`: a Canvas download through nbgrader zip_collect, odd cases included."""
+from __future__ import annotations
+
+import zipfile
+from pathlib import Path
+
+import pytest
+
+from nbgrader_course import ASSIGNMENT, KIT, new_course, run, samples_module
+
+SAMPLES = KIT / "samples" / "canvas_download.zip"
+
+
+@pytest.fixture(scope="module")
+def course(tmp_path_factory) -> Path:
+    return new_course(tmp_path_factory.mktemp("collect"))
+
+
+@pytest.fixture(scope="module")
+def collected(course) -> tuple[Path, str]:
+    out = run("autograder", "collect", str(SAMPLES), ASSIGNMENT, cwd=course)
+    return course, out.stderr
+
+
+def notebook_of(course: Path, student: str) -> Path:
+    return course / "submitted" / student / ASSIGNMENT / f"{ASSIGNMENT}.ipynb"
+
+
+def test_every_sample_student_gets_one_notebook(collected):
+    """Does each of the twelve sample students end up with exactly gradient_backward.ipynb?"""
+    course, _ = collected
+    students = sorted(p.name for p in (course / "submitted").iterdir())
+    assert students == sorted(["allenfrances", "curiemarie", "dijkstraedsger", "hammingrichard",
+                               "hoppergrace", "knuthdonald", "liskovbarbara", "lovelaceada",
+                               "müllerjörg", "noetheremmy", "ritchiedennis", "turingalan"])
+    for s in students:
+        files = sorted(p.name for p in (course / "submitted" / s / ASSIGNMENT).iterdir())
+        assert files == [f"{ASSIGNMENT}.ipynb"], (s, files)
+
+
+def test_resubmission_wins_and_renamed_notebook_is_renamed(collected):
+    """Is Canvas' `-1` resubmission the one kept, and a renamed upload collected under the right name?"""
+    course, log = collected
+    with zipfile.ZipFile(SAMPLES) as z:
+        latest = z.read("lovelaceada_1002_5010_gradient_backward-1.ipynb")
+        renamed = z.read("liskovbarbara_late_1010_5012_Gradient Backward (Barbara).ipynb")
+    assert notebook_of(course, "lovelaceada").read_bytes() == latest
+    assert notebook_of(course, "liskovbarbara").read_bytes() == renamed
+    assert "lovelaceada also submitted 'lovelaceada_1002_5010_gradient_backward-1.ipynb'" in log
+    assert "liskovbarbara submitted late" in log
+
+
+def test_junk_files_are_ignored_with_a_log_line(collected):
+    """Are notes, macOS resource forks and .DS_Store skipped, each with a line saying so?"""
+    course, log = collected
+    assert "Ignored 'hoppergrace_1001_5002_notes.txt' from hoppergrace: not a notebook" in log
+    assert "Ignored '.DS_Store': not a Canvas submission file name" in log
+    assert "Ignored '._hoppergrace_1001_5001_gradient_backward.ipynb'" in log
+    assert not list((course / "submitted").rglob("*.txt"))
+
+
+def test_recollecting_replaces_a_students_earlier_files(collected, tmp_path):
+    """Does a second download (a later resubmission) replace what was collected before?"""
+    course, _ = collected
+    newer = b'{"not": "the same notebook"}'
+    archive = tmp_path / "second.zip"
+    with zipfile.ZipFile(archive, "w") as z:
+        z.writestr("turingalan_1003_6001_gradient_backward-2.ipynb", newer)
+    run("autograder", "collect", str(archive), cwd=course)
+    assert notebook_of(course, "turingalan").read_bytes() == newer
+    assert notebook_of(course, "hoppergrace").exists()      # others are left alone
+
+
+@pytest.mark.parametrize("name, content, message", [
+    ("notazip.zip", b"plain text", "is not a zip archive"),
+    ("slip.zip", None, "would land outside the course folder"),
+])
+def test_a_bad_archive_is_refused(course, tmp_path, name, content, message):
+    """Is a non-zip or a zip-slip archive refused with exit 2 and a plain reason?"""
+    archive = tmp_path / name
+    if content is None:
+        with zipfile.ZipFile(archive, "w") as z:
+            z.writestr("../../evil_1_2_gradient_backward.ipynb", "{}")
+    else:
+        archive.write_bytes(content)
+    out = run("autograder", "collect", str(archive), cwd=course, check=False)
+    assert out.returncode == 2 and message in out.stderr
+
+
+def test_a_mistyped_assignment_is_refused(course):
+    """Does `collect ZIP gradient_backwrd` say which assignments exist?"""
+    out = run("autograder", "collect", str(SAMPLES), "gradient_backwrd", cwd=course, check=False)
+    assert out.returncode == 2
+    assert "unknown assignment 'gradient_backwrd'" in out.stderr and "gradient_backward" in out.stderr
+
+
+def test_the_bundled_archive_is_what_build_samples_makes(course, tmp_path):
+    """Is samples/canvas_download.zip up to date with samples/build_samples.py and the release?"""
+    s = samples_module()
+    s.RELEASE = KIT / "release" / ASSIGNMENT / f"{ASSIGNMENT}.ipynb"
+    if not s.RELEASE.exists():
+        s.RELEASE = course / "release" / ASSIGNMENT / f"{ASSIGNMENT}.ipynb"
+    fresh = s.build(tmp_path / "fresh.zip")
+    with zipfile.ZipFile(fresh) as a, zipfile.ZipFile(SAMPLES) as b:
+        assert a.namelist() == b.namelist()
+        for name in a.namelist():
+            assert a.read(name) == b.read(name), f"{name}: run `make samples` and commit the zip"
