@@ -71,6 +71,9 @@ class Engine:
                                workdir_files=files, limits=self.limits, level=level,
                                prefix=self._locked_prefix())
         self.suite = SuiteRunner(folder, self.rubric.part_names)
+        parts = _settings(self.rubric).get("parts", {})
+        self.stand_ins = {p: dict(v["stand_ins"]) for p, v in parts.items() if v.get("stand_ins")}
+        self.defines = {p: list(v.get("defines", [])) for p, v in parts.items()}
 
     def _wire_cases(self):
         wire, inputs = {}, {}
@@ -108,7 +111,8 @@ class Engine:
             log.warning("%s: not graded: %s", path, exc)
             return scoring.unreadable(self.rubric, str(exc), sha256=sha, isolation=self.isolation)
         plan = restore(nb, self.source, self.rubric.part_names)
-        report = self.sandbox.grade(uuid.uuid4().hex[:12], plan.wire(), self._parts_wire(plan))
+        report = self.sandbox.grade(uuid.uuid4().hex[:12], self._cells_wire(plan),
+                                    self._parts_wire(plan))
         student, flags = self._student(plan, report)
         outcomes = [scoring.TestOutcome(nodeid=n, part=p, passed=ok, message=m, mistake=k, weight=w)
                     for n, p, ok, m, k, w in self.suite.run(student)]
@@ -120,9 +124,26 @@ class Engine:
         log.info("%s: %.2f/%.0f in %.2fs", path.name, result.score, result.max_score, result.seconds)
         return result
 
+    def _cells_wire(self, plan: Plan) -> list[dict]:
+        cells = plan.wire()
+        for part, names in self.stand_ins.items():
+            for cell in cells:
+                if cell["grade_id"] == part:
+                    cell["stand_ins"] = names
+        return cells
+
     def _parts_wire(self, plan: Plan) -> dict:
-        return {p: {"after": plan.part_after[p], "cases": self.case_wire.get(p, [])}
-                for p in self.rubric.part_names if p in plan.part_after}
+        """Per part: its cases, where its cells end, and (when its solution cell is there)
+        where they start and which names they must define themselves."""
+        wire = {}
+        for p in self.rubric.part_names:
+            if p not in plan.part_after:
+                continue
+            first = next((i for i, c in enumerate(plan.cells) if c.label == p), None)
+            wire[p] = {"after": plan.part_after[p], "cases": self.case_wire.get(p, []),
+                       "first": None if p in plan.missing else first,
+                       "defines": self.defines.get(p, [])}
+        return wire
 
     def _student(self, plan: Plan, report: dict) -> tuple[Student, dict[str, list[str]]]:
         by_index = {}
@@ -175,7 +196,8 @@ class Engine:
                 stdout=(outputs.get(idx, "") + part_out.get(p, ""))[:8000],
                 static_findings=[] if rp.autograd_allowed else static_check.scan(
                     plan.part_code(p), allow_backward_method=p not in _FUNCTION_PARTS),
-                missing_cell=p in plan.missing, not_run_reason=not_run.get(p, ""))
+                missing_cell=p in plan.missing, not_run_reason=not_run.get(p, ""),
+                stand_ins=[str(n)[:40] for n in cell.get("stand_ins") or []][:5])
         return runs
 
     def _feedback(self, part, student: Student, outcomes, flags, plan: Plan) -> str:
@@ -193,6 +215,10 @@ class Engine:
         if run.missing_cell:
             lines.append(f"Your notebook has no `{part}` solution cell (deleted, or its metadata "
                          "changed); graded what your other cells defined.")
+        if run.stand_ins:
+            names = ", ".join(f"`{n}`" for n in run.stand_ins)
+            lines.append(f"No earlier cell of yours defined {names}, so this part was graded "
+                         "with the kit's stand-in for it (fix the earlier part for that one).")
         if run.cell_error and run.cell_status != "ok":
             lines.append(f"Your cell for this part failed: {run.cell_error.describe()}")
         lines.append(f"{passed}/{len(mine)} hidden checks passed.")

@@ -51,6 +51,7 @@ class PartRun:
     static_findings: list[str] = field(default_factory=list)
     missing_cell: bool = False
     not_run_reason: str = ""
+    stand_ins: list[str] = field(default_factory=list)  # earlier parts' names the kit supplied
 
 
 def _plain(value, limit=2000):

@@ -388,6 +388,7 @@ class Job:
         self.trip = _Tripwire()
         self.ns = None
         self.holder_parent = None
+        self.bound = {}  # cell index -> names that cell (re)bound
         self.token = request["token"]
         self.skip = int(request.get("skip", 0)) if base_ns is not None else 0
         self.base_ns = base_ns or {}
@@ -463,14 +464,21 @@ class Job:
         cell = self.cells[index]
         started = time.monotonic()
         status = {"index": index, "status": "ok"}
+        used = [n for n, attr in (cell.get("stand_ins") or {}).items()
+                if n not in self.ns and hasattr(self.probes, attr)]
+        for n in used:  # what an earlier part should have defined, so this part stands alone
+            self.ns[n] = getattr(self.probes, cell["stand_ins"][n])
         name = f"<cell {cell.get('grade_id') or index}>"
         linecache.cache[name] = (len(cell["source"]), None, cell["source"].splitlines(True), name)
+        before = {k: id(v) for k, v in self.ns.items()}
         try:
             code = compile(cell["source"], name, "exec")
             exec(code, self.ns)  # noqa: S102 - the student's notebook cell, sandboxed
         except BaseException as exc:  # noqa: BLE001 - SystemExit too: Jupyter keeps going
             status = {"index": index, "status": "error", "error": _error_info(exc)}
         status["seconds"] = round(time.monotonic() - started, 4)
+        status["stand_ins"] = used
+        self.bound[index] = {k for k, v in self.ns.items() if before.get(k) != id(v)}
         with contextlib.suppress(Exception):
             sys.stdout.flush()
             sys.stderr.flush()
@@ -521,6 +529,13 @@ class Job:
 
     def _cases_child(self, ctl, part, start):
         _set_limits(self.limits)
+        spec = self.parts[part]
+        if spec.get("first") is not None:
+            # Judged on its own cells: a name they did not bind is missing, not inherited.
+            own = set().union(*(self.bound.get(i, set()) for i in range(spec["first"], spec["after"] + 1)))
+            for name in spec.get("defines") or []:
+                if name not in own:
+                    self.ns.pop(name, None)
         for case in self.parts[part]["cases"][start:]:
             _send_line(ctl, f"start {case['index']}")
             self.emit("case", self.run_case(case))
