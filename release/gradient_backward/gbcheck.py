@@ -600,8 +600,7 @@ def check_lin_without_einsum(Lin):
                 lin.bwd(out, x)
     findings += [explain(k, _g(t), e, n=n, autograd_used=bool(used))
                  for k, t, e in zip(("x.g", "w.g", "b.g"), (x, w, b), expected)]
-    if "einsum" in watch.names:
-        findings.append(("wrong_values", "Lin.bwd uses torch.einsum: this part asks for a plain matrix product."))
+    # einsum itself is fine ("bi,bj->ij" is one matrix product); only the (n, in, out) blow-up is not.
     if watch.largest > max(n * n_in, n * n_out, n_in * n_out):
         findings.append(("wrong_values", f"Lin.bwd builds a tensor of {watch.largest} values, as big as an "
                                          f"(n, in, out) = ({n}, {n_in}, {n_out}) outer product: get w.g from "
