@@ -23,33 +23,16 @@ SOURCE = KIT / "source" / ASSIGNMENT / f"{ASSIGNMENT}.ipynb"
 OUT = HERE / "canvas_download.zip"
 _STAMP = (2024, 3, 1, 12, 0, 0)   # fixed member dates: rebuilding gives the same bytes
 
-# --- answers: the instructor's, with typical mistakes swapped in -------------------------------
-MSE_NO_TWO = '''def mse_grad(inp, targ):
-    inp.g = (inp.squeeze(-1) - targ).unsqueeze(-1) / inp.shape[0]
-'''
-RELU_NO_MASK = '''def relu_grad(inp, out):
-    inp.g = out.g
-'''
-LIN_WG_TRANSPOSED = '''def lin_grad(inp, out, w, b):
-    inp.g = out.g @ w.t()
-    w.g = out.g.t() @ inp
-    b.g = out.g.mean(0)
-'''
-FWD_BWD_WRONG_ORDER = '''def forward_and_backward(inp, targ):
-    l1 = lin(inp, w1, b1)
-    l2 = relu(l1)
-    out = lin(l2, w2, b2)
-    loss = mse(out, targ)
-    mse_grad(out, targ)
-    relu_grad(l1, l2)
-    lin_grad(l2, out, w2, b2)
-    lin_grad(inp, l1, w1, b1)
-'''
-MSE_AUTOGRAD = '''def mse_grad(inp, targ):
-    x = inp.detach().requires_grad_()
-    mse(x, targ).backward()
-    inp.g = x.grad
-'''
+# --- answers: the instructor's, with typical mistakes from the test corpus swapped in ----------
+CORPUS = KIT / "tests" / "corpus"
+
+
+def mistake(name: str) -> dict[str, str]:
+    """The solution cells of one corpus variant (tests/corpus/<name>.py): the same mistakes the
+    engine's tests pin down, so the demo shows feedback that is known to be right."""
+    return synth.read_variant(CORPUS / f"{name}.py").overrides
+
+
 FWD_BWD_AUTOGRAD = '''def forward_and_backward(inp, targ):
     for t in (inp, w1, b1, w2, b2):
         t.requires_grad_(True)
@@ -58,34 +41,6 @@ FWD_BWD_AUTOGRAD = '''def forward_and_backward(inp, targ):
     for t in (inp, w1, b1, w2, b2):
         t.g = t.grad.clone()
         t.requires_grad_(False)
-'''
-LIN_STILL_BROADCAST = '''class Lin(Module):
-    def __init__(self, w, b):
-        self.w, self.b = w, b
-
-    def forward(self, inp):
-        return inp @ self.w + self.b
-
-    def bwd(self, out, inp):
-        inp.g = out.g @ self.w.t()
-        self.w.g = (inp.unsqueeze(-1) * out.g.unsqueeze(1)).sum(0)
-        self.b.g = out.g.sum(0)
-'''
-NN_UNREGISTERED = '''class Model(nn.Module):
-    def __init__(self, n_in, nh, n_out):
-        super().__init__()
-        self.layers = [nn.Linear(n_in, nh), nn.ReLU(), nn.Linear(nh, n_out)]
-
-    def forward(self, x, targ):
-        for layer in self.layers:
-            x = layer(x)
-        return mse(x, targ)
-'''
-MODULE_SYNTAX_ERROR = '''class Module():
-    def __call__(self, *args):
-        self.args = args
-        self.out = self.forward(*args
-        return self.out
 '''
 NOISY_MSE = '''import sys, warnings
 def mse_grad(inp, targ):
@@ -137,7 +92,7 @@ def text(nb) -> str:
 def sample_class() -> list[tuple[str, str | bytes]]:
     """(Canvas file name, content): what each sample student stands for is in docs/instructors.md."""
     full = notebook()
-    partial_first_try = notebook({"relu_grad": RELU_NO_MASK, "lin_grad": LIN_WG_TRANSPOSED})
+    partial_first_try = notebook({**mistake("relu_no_mask"), **mistake("lin_wg_transposed")})
     broken = text(full)[: len(text(full)) // 2]    # an upload cut off halfway: not valid JSON
     return [
         ("hoppergrace_1001_5001_gradient_backward.ipynb", text(full)),
@@ -145,18 +100,18 @@ def sample_class() -> list[tuple[str, str | bytes]]:
         ("lovelaceada_1002_5003_gradient_backward.ipynb", text(partial_first_try)),
         ("lovelaceada_1002_5010_gradient_backward-1.ipynb", text(full)),     # resubmission wins
         ("turingalan_1003_5004_gradient_backward.ipynb",
-         text(notebook({"mse_grad": MSE_NO_TWO, "relu_grad": RELU_NO_MASK}))),
-        ("curiemarie_1004_5005_gradient_backward.ipynb", text(notebook({"lin_grad": LIN_WG_TRANSPOSED}))),
+         text(notebook({**mistake("mse_missing_factor_2"), **mistake("relu_no_mask")}))),
+        ("curiemarie_1004_5005_gradient_backward.ipynb", text(notebook(mistake("lin_wg_transposed")))),
         ("noetheremmy_1005_5006_gradient_backward.ipynb",
-         text(notebook({"forward_and_backward": FWD_BWD_WRONG_ORDER}))),
+         text(notebook(mistake("fwd_bwd_wrong_order")))),
         ("knuthdonald_1006_5007_gradient_backward.ipynb", text(notebook(blank=True))),
         ("dijkstraedsger_1007_5008_gradient_backward.ipynb",
-         text(notebook({"mse_grad": MSE_AUTOGRAD, "forward_and_backward": FWD_BWD_AUTOGRAD}))),
+         text(notebook({**mistake("cheat_backward"), "forward_and_backward": FWD_BWD_AUTOGRAD}))),
         ("ritchiedennis_1008_5009_gradient_backward.ipynb", broken),
         ("müllerjörg_1009_5011_gradient_backward.ipynb",
-         text(notebook({"lin_without_einsum": LIN_STILL_BROADCAST, "nn_module": NN_UNREGISTERED}))),
+         text(notebook({**mistake("lin_outer_product_oom"), **mistake("nn_module_plain_list")}))),
         ("liskovbarbara_late_1010_5012_Gradient Backward (Barbara).ipynb",
-         text(notebook({"module_forward": MODULE_SYNTAX_ERROR}))),
+         text(notebook(mistake("module_cell_syntax_error")))),
         ("hammingrichard_1011_5013_gradient_backward.ipynb",
          text(tamper_cell(delete_cell(full, "test_relu_grad"), "test_mse_grad", "pass"))),
         ("allenfrances_1012_5014_gradient_backward.ipynb", text(notebook({"mse_grad": NOISY_MSE}))),
