@@ -1,0 +1,125 @@
+"""The result store: round trips, fingerprints, key lookups, awkward ids, kill -9 safety."""
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from autograder import rubric
+from autograder.scoring import Result, score
+from autograder.scoring import TestOutcome as Outcome
+from autograder.store import ResultStore, file_name
+
+FP = "fingerprint-a"
+
+
+def a_result(passed_parts: int = 8, note: str = "") -> Result:
+    """A real scored result in which the first `passed_parts` parts pass their one test."""
+    rub = rubric.load()
+    outcomes = [Outcome(f"t::{p}", p, i < passed_parts) for i, p in enumerate(rub.part_names)]
+    return score(rub, outcomes, feedback={p: note for p in rub.part_names}, flags={},
+                 isolation="bwrap", seconds=1.5, sha256="ab" * 32)
+
+
+@pytest.fixture
+def empty_store(tmp_path) -> ResultStore:
+    return ResultStore(tmp_path / "results", fingerprint=FP)
+
+
+def test_saved_result_loads_back_equal(empty_store):
+    """Does a result come back from disk exactly as it was saved?"""
+    res = a_result(5, note="relu_grad: forgot the mask")
+    empty_store.save("alice", res, key="k1")
+    assert empty_store.load("alice").to_json() == res.to_json()
+
+
+def test_missing_id_and_other_fingerprint_load_as_none(empty_store, tmp_path):
+    """Is a result graded by another kit version treated as absent?"""
+    assert empty_store.load("nobody") is None
+    ResultStore(empty_store.root, fingerprint="old-kit").save("bob", a_result(), key="k2")
+    assert empty_store.load("bob") is None
+    assert empty_store.record("bob").fingerprint == "old-kit"
+    assert list(empty_store) == []
+
+
+def test_find_key_returns_the_result_graded_for_that_key(empty_store):
+    """Can the nbgrader step find a result by submission key alone?"""
+    res = a_result(3)
+    empty_store.save("carol", res, key="key-carol")
+    assert empty_store.find_key("key-carol").to_json() == res.to_json()
+    assert empty_store.find_key("key-unknown") is None
+
+
+def test_find_key_forgets_a_key_once_its_id_is_regraded(empty_store):
+    """After a resubmission is graded, does the old notebook's key stop matching?"""
+    empty_store.save("dave", a_result(8), key="old-notebook")
+    empty_store.save("dave", a_result(2), key="new-notebook")
+    assert empty_store.find_key("old-notebook") is None
+    assert empty_store.find_key("new-notebook").score == a_result(2).score
+
+
+def test_find_key_ignores_results_of_another_fingerprint(tmp_path):
+    """Is a cached result from an older kit version never reused by key?"""
+    ResultStore(tmp_path, fingerprint="old-kit").save("erin", a_result(), key="k")
+    assert ResultStore(tmp_path, fingerprint=FP).find_key("k") is None
+
+
+AWKWARD_IDS = ["Zoë Smith", "Zoe Smith", "zoe smith", "a/b", "../../etc/passwd", "名前",
+               "x" * 400, ".hidden", "con", "tab\tand\nnewline", ""]
+
+
+def test_awkward_ids_get_distinct_safe_files_and_keep_their_id(empty_store):
+    """Do ids with spaces, slashes, accents, case clashes or huge lengths each get their own file?"""
+    for i, sid in enumerate(AWKWARD_IDS):
+        empty_store.save(sid, a_result(i % 9), key=f"k{i}")
+    names = [file_name(sid) for sid in AWKWARD_IDS]
+    assert len({n.lower() for n in names}) == len(AWKWARD_IDS)
+    assert all(len(n.encode()) < 100 and "/" not in n and not n.startswith(".") for n in names)
+    assert sorted(p.parent for p in empty_store.root.glob("*.json")) == [empty_store.root] * len(names)
+    assert {sid: r.score for sid, r in empty_store} == \
+        {sid: a_result(i % 9).score for i, sid in enumerate(AWKWARD_IDS)}
+
+
+def test_corrupt_or_foreign_files_read_as_absent(empty_store):
+    """Does a half-written or foreign JSON file read as 'not graded' instead of crashing?"""
+    empty_store.save("frank", a_result(), key="k")
+    empty_store.path("frank").write_text('{"id": "frank", "res')
+    (empty_store.root / "notes.json").write_text(json.dumps({"hello": 1}))
+    assert empty_store.load("frank") is None
+    assert list(empty_store) == []
+
+
+WRITER = """
+import sys
+from autograder.store import ResultStore
+sys.path.insert(0, {tests!r})
+from test_store import a_result
+store = ResultStore({root!r}, fingerprint="fp")
+big = a_result(4, note="x" * 200_000)   # large, so a kill lands mid-write often
+print("ready", flush=True)
+i = 0
+while True:
+    store.save("same-id", big.replace(output=str(i)), key=f"k{{i % 7}}")
+    i += 1
+"""
+
+
+def test_a_kill_9_mid_save_never_leaves_a_torn_file(tmp_path):
+    """After kill -9 at random moments of saving, is the stored file always a whole result?"""
+    root = tmp_path / "store"
+    code = WRITER.format(tests=str(Path(__file__).parent), root=str(root))
+    env = dict(os.environ, PYTHONPATH=str(Path(__file__).resolve().parent.parent))
+    for attempt in range(8):
+        proc = subprocess.Popen([sys.executable, "-c", code], stdout=subprocess.PIPE, env=env)
+        assert proc.stdout.readline().strip() == b"ready"
+        time.sleep(0.05 + 0.037 * attempt)
+        os.kill(proc.pid, signal.SIGKILL)
+        proc.wait()
+        rec = ResultStore(root, fingerprint="fp").record("same-id")
+        assert rec is not None and rec.result.score == a_result(4).score
+        hit = ResultStore(root, fingerprint="fp").find_key(rec.key)
+        assert hit is None or hit.to_json() == rec.result.to_json()   # a miss is fine, a wrong hit not
