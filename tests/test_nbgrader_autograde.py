@@ -59,9 +59,9 @@ def pristine(tmp_path_factory) -> Path:
     rel = release_nb(course)
     full = s.notebook(release=rel)
     submit(course, "noisy", s.notebook({"mse_grad": s.NOISY_MSE}, release=rel))
-    submit(course, "mistakes", s.notebook({"mse_grad": s.MSE_NO_TWO, "relu_grad": s.RELU_NO_MASK},
-                                          release=rel))
-    cheater = s.notebook({"mse_grad": s.MSE_AUTOGRAD, "forward_and_backward": s.FWD_BWD_AUTOGRAD},
+    submit(course, "mistakes", s.notebook({**s.mistake("mse_missing_factor_2"),
+                                           **s.mistake("relu_no_mask")}, release=rel))
+    cheater = s.notebook({**s.mistake("cheat_backward"), "forward_and_backward": s.FWD_BWD_AUTOGRAD},
                          release=rel)
     db = str(course / "gradebook.db")
     cheater.cells.insert(3, nbformat.v4.new_code_cell(VANDAL.format(db=db), id="vandal"))
