@@ -56,7 +56,7 @@ def _error(type_, message, memory=False):
 MSE, RELU, LIN, FAB = "mse_grad/n64_f32", "relu_grad/64x50_f32", "lin_grad/64_20x50_f32", \
     "forward_and_backward/64_20_50_f32"
 MSE64, NN = "mse_grad/n50_f64", "nn_module/64_20_50"
-MEMORY = "lin_without_einsum/memory_20000_784x50_f32"
+MEMORY = "lin_without_einsum/memory_4000_784x50_f32"
 
 
 def _mse_broadcast():
@@ -99,7 +99,7 @@ WRONG = {
         "bwd_out_is_returned": False}),
     "outer_product_oom": lambda: right(MEMORY, status="error", error=_error(
         "RuntimeError", "[enforce fail at alloc_cpu.cpp] DefaultCPUAllocator: can't allocate "
-        "memory: you tried to allocate 3136000000 bytes.", memory=True)),
+        "memory: you tried to allocate 627200000 bytes.", memory=True)),
     "layers_not_registered": lambda: right(NN, values={"n_parameters": 0, "param_shapes": "[]"}),
     "nn_wrong_layer_sizes": lambda: right(NN, values={
         "param_shapes": "[(1,), (1, 20), (20,), (20, 50)]"}),

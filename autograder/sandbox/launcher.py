@@ -37,7 +37,9 @@ DESCRIPTIONS = {
 @dataclass(frozen=True)
 class Limits:
     """Per-submission resource limits; every number is a setting with a reason."""
-    memory_mb: int = 2048      # RLIMIT_AS per process: torch needs ~0.7 GB, part 7's trap needs 3 GB
+    memory_mb: int = 2048      # RLIMIT_AS of the cells' processes: torch alone maps ~1 GB
+    probe_headroom_mb: int = 512  # a probe may map this much on top of what the grader holds:
+    #                               part 7's memory case needs more only as an (n, in, out) product
     cpu_seconds: int = 60      # RLIMIT_CPU per process, a backstop behind the wall clocks below
     file_mb: int = 16          # RLIMIT_FSIZE: the only writable place is a small tmpfs anyway
     cell_seconds: float = 30   # wall clock for one notebook cell's top-level code
