@@ -88,7 +88,8 @@ def read_variant(path: Path, **substitutions: str) -> Variant:
     for kind, rest in _HEADER.findall(text):
         heads.setdefault(kind, {}).update(_pairs(rest))
     starts = list(_GRADE_ID.finditer(text))
-    overrides = {m.group(1): text[m.end():(starts[i + 1].start() if i + 1 < len(starts) else None)]
+    overrides = {m.group(1): _HEADER.sub("", text[m.end():(starts[i + 1].start()
+                                                          if i + 1 < len(starts) else None)])
                  .strip("\n") + "\n" for i, m in enumerate(starts)}
     ids = lambda d: {k: set(v.split(",")) for k, v in d.items()}  # noqa: E731
     return Variant(Path(path).stem, overrides, heads.get("expect", {}),
