@@ -14,7 +14,7 @@ import nbformat
 
 from . import rubric as rubric_mod
 from . import scoring, static_check
-from .notebook import NotebookError, Plan, read_submission, restore
+from .notebook import NotebookError, Plan, read_submission, restore, top_level_bindings
 from .sandbox import Limits, Sandbox
 from .suite import CaseResult, ErrorInfo, PartRun, Student, SuiteRunner, ensure_importable, parse_case
 
@@ -140,9 +140,11 @@ class Engine:
             if p not in plan.part_after:
                 continue
             first = next((i for i, c in enumerate(plan.cells) if c.label == p), None)
-            wire[p] = {"after": plan.part_after[p], "cases": self.case_wire.get(p, []),
+            after = plan.part_after[p]
+            wire[p] = {"after": after, "cases": self.case_wire.get(p, []),
                        "first": None if p in plan.missing else first,
-                       "defines": self.defines.get(p, [])}
+                       "defines": self.defines.get(p, []),
+                       "deferred": not _rebound_later(plan, after, self.defines.get(p, []))}
         return wire
 
     def _student(self, plan: Plan, report: dict) -> tuple[Student, dict[str, list[str]]]:
@@ -249,6 +251,16 @@ class Engine:
 
     def __exit__(self, *exc):
         self.close()
+
+
+def _rebound_later(plan: Plan, after: int, names: list[str]) -> bool:
+    """Does a cell after `after` bind one of `names`? If not, the part can be probed at the
+    end of the run (cheaper) instead of right after its own cell, with the same result."""
+    for cell in plan.cells[after + 1:]:
+        bound = top_level_bindings(cell.source)
+        if bound is None or bound & set(names):
+            return True
+    return False
 
 
 def _failure_lines(outcomes, limit: int = 3) -> list[str]:

@@ -1,6 +1,7 @@
 """Reads submissions (plain reasons for broken files) and restores them onto the source notebook."""
 from __future__ import annotations
 
+import ast
 import hashlib
 import json
 import re
@@ -175,3 +176,29 @@ def submission_key(path_or_nb, assignment: str = "gradient_backward") -> str:
     plan = restore(nb, engine.source_notebook(assignment), r.part_names)
     blob = json.dumps([plan.wire(), plan.part_after], sort_keys=True).encode()
     return hashlib.sha256(fp.encode() + b"\0" + blob).hexdigest()
+
+
+def top_level_bindings(source: str) -> set[str] | None:
+    """Names a cell binds in the notebook's namespace (def, class, assignment, import, for,
+    with, del, or `global` in a function); None when it can't be told (a syntax error)."""
+    try:
+        tree = ast.parse(strip_magics(source))
+    except SyntaxError:
+        return None
+    names: set[str] = {n for node in ast.walk(tree) if isinstance(node, ast.Global) for n in node.names}
+
+    def visit(node):
+        if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)):
+            names.add(node.name)
+            return  # what a body binds is local to it (bar `global`, counted above)
+        if isinstance(node, (ast.Lambda, ast.ListComp, ast.SetComp, ast.DictComp, ast.GeneratorExp)):
+            return
+        if isinstance(node, ast.Name) and isinstance(node.ctx, (ast.Store, ast.Del)):
+            names.add(node.id)
+        elif isinstance(node, (ast.Import, ast.ImportFrom)):
+            names.update((a.asname or a.name).split(".")[0] for a in node.names)
+        for child in ast.iter_child_nodes(node):
+            visit(child)
+
+    visit(tree)
+    return names

@@ -110,8 +110,12 @@ def test_attack_sees_no_course_files(engine, tmp_path, listener):
     out = result.part("mse_grad").output
     if detect_level() == "bwrap":
         assert "HIDDEN FILES SEEN: 0" in out
-    assert "WROTE" not in out
+    # Writes may land in the sandbox's private /tmp (a kit that lives under /tmp shows there),
+    # never in the real course folder, the system or home.
     assert not (KIT_ROOT / "pwned.txt").exists()
+    for place in ("/root/", "/etc/", "/home/student/", "gradebook.db", "assignments/"):
+        assert f"WROTE {place}" not in out and not any(
+            line.startswith("WROTE") and place in line for line in out.splitlines()), out
 
 
 def test_attack_cannot_reach_localhost(engine, tmp_path, listener):

@@ -17,6 +17,7 @@ import io
 import json
 import linecache
 import os
+import re
 import resource
 import select
 import shutil
@@ -138,11 +139,45 @@ def _set_limits(limits, headroom_mb=None):
                                      (soft + 2 if hard == resource.RLIM_INFINITY else hard)))
 
 
+_MARK = re.compile(rb"\x1eGBK:([^\x1e\n]{1,64})\x1e\n")
+
+
+def _mark(key):
+    """Start a new output segment (one per cell, one per part's probes) on the capture pipe."""
+    with contextlib.suppress(Exception):
+        sys.stdout.flush()
+        sys.stderr.flush()
+    with contextlib.suppress(OSError):
+        os.write(1, b"\x1eGBK:" + key.encode() + b"\x1e\n")
+
+
 class _Capture:
-    """Drains a child's stdout/stderr pipe, keeping the first bytes and counting the rest."""
+    """Drains a child's stdout/stderr pipe into segments (split at `_mark` lines), keeping the
+    first bytes of each segment and counting the rest."""
 
     def __init__(self, fd):
-        self.fd, self.data, self.dropped = fd, bytearray(), 0
+        self.fd, self.key, self.pending = fd, None, b""
+        self.segments = {}  # key -> [kept bytes, dropped count]
+
+    def _add(self, data):
+        seg = self.segments.setdefault(self.key, [bytearray(), 0])
+        room = max(CAPTURE_BYTES - len(seg[0]), 0)
+        seg[0] += data[:room]
+        seg[1] += max(len(data) - room, 0)
+
+    def _feed(self, chunk):
+        buf, pos = self.pending + chunk, 0
+        for m in _MARK.finditer(buf):
+            self._add(buf[pos:m.start()])
+            self.key, pos = m.group(1).decode("ascii", "replace"), m.end()
+        rest = buf[pos:]
+        cut = rest.rfind(b"\x1e")
+        if cut != -1 and len(rest) - cut < 80:  # perhaps a marker cut in two: wait for the rest
+            self._add(rest[:cut])
+            self.pending = rest[cut:]
+        else:
+            self._add(rest)
+            self.pending = b""
 
     def drain(self):
         try:
@@ -150,15 +185,19 @@ class _Capture:
         except BlockingIOError:
             return True
         if not chunk:
+            self._add(self.pending)
+            self.pending = b""
             return False
-        room = CAPTURE_BYTES - len(self.data)
-        self.data += chunk[:max(room, 0)]
-        self.dropped += max(len(chunk) - max(room, 0), 0)
+        self._feed(chunk)
         return True
 
-    def text(self):
-        t = self.data.decode("utf-8", "replace")
-        return t + (f"\n[... {self.dropped} more bytes of output not shown]" if self.dropped else "")
+    def keys(self):
+        return [k for k in self.segments if k is not None]
+
+    def text(self, key=None):
+        kept, dropped = self.segments.get(key, [b"", 0])
+        t = bytes(kept).decode("utf-8", "replace")
+        return t + (f"\n[... {dropped} more bytes of output not shown]" if dropped else "")
 
 
 def _spawn(fn, *args):
@@ -385,7 +424,13 @@ class Job:
 
     Results travel on the report pipe (`self.report`), which every process of the chain
     inherits; the zygote reads it. Student code can write there too, but it can only
-    spoil its own submission's results, never make a wrong answer right."""
+    spoil its own submission's results, never make a wrong answer right.
+
+    Cells run in *steps*: one forked child runs consecutive cells up to the next part that
+    must be probed right after its own cell (because a later cell rebinds its names); parts
+    whose names nothing rebinds are probed together at the end. If a step's child dies or
+    hangs in cell j, the holder skips j and runs the step again: the cells before j run
+    anew (their reports replace the first ones), exactly as if j had raised."""
 
     def __init__(self, request, inputs, probes, zygote, report_fd, base_ns=None):
         self.cells = request["cells"]
@@ -393,15 +438,18 @@ class Job:
         self.limits = request["limits"]
         self.inputs, self.probes = inputs, probes
         self.zygote, self.report = zygote, report_fd
-        self.parts_after = {}
+        self.parts_after = {}  # cell index -> parts probed right after it
         for part, spec in self.parts.items():
-            self.parts_after.setdefault(spec["after"], []).append(part)
+            if not spec.get("deferred"):
+                self.parts_after.setdefault(spec["after"], []).append(part)
+        self.deferred = [p for p, spec in self.parts.items() if spec.get("deferred")]
         self.trip = _Tripwire()
         self.ns = None
         self.holder_parent = None
-        self.bound = {}  # cell index -> names that cell (re)bound
+        self.bound = {}    # cell index -> names that cell (re)bound
+        self.skip = set()  # cells whose process died or hung: not run again
         self.token = request["token"]
-        self.skip = int(request.get("skip", 0)) if base_ns is not None else 0
+        self.start_at = int(request.get("skip", 0)) if base_ns is not None else 0
         self.base_ns = base_ns or {}
 
     def emit(self, kind, payload):
@@ -417,59 +465,89 @@ class Job:
         self.trip.install()  # before any student code, so no cell can stash the originals
         import builtins
         self.ns = {"__name__": "__main__", "__builtins__": builtins}
-        if self.skip:
+        if self.start_at:
             self.ns.update(self.base_ns)  # the locked cells the zygote already ran
         self.ns["__grader_allow_autograd__"] = self.trip.allow
-        self.chain_from(self.skip)
+        self.chain_from(self.start_at)
 
     def chain_from(self, index):
-        """Runs in the process that holds the state after cells[:index]."""
+        """Runs in the process that holds the state after cells[:index] (bar skipped ones)."""
         while index < len(self.cells):
             kill_tree(self.zygote, keep=_ancestors())  # strays of earlier cells
-            pid, ctl, cap = _spawn(self._cell_child, index)
-            msgs, outcome = _supervise(pid, ctl, cap, self._cell_deadline(index))
-            self.emit("cell_output", {"index": index, "text": cap.text()})
+            end = self._step_end(index)
+            pid, ctl, cap = _spawn(self._step_child, index, end)
+            msgs, outcome = _supervise(pid, ctl, cap, self._step_deadline())
+            for key in cap.keys():
+                if key.startswith("cell:"):
+                    self.emit("cell_output", {"index": int(key[5:]), "text": cap.text(key)})
             if outcome == "done":
                 os._exit(0)  # the child holds the newer state and carries the chain on
             kill_tree(self.zygote, keep=_ancestors())
-            self.emit("cell", {"index": index, "status": outcome, "error": {
+            failed = self._failed_cell(msgs, index, end)
+            self.emit("cell", {"index": failed, "status": outcome, "error": {
                 "type": "Timeout" if outcome == "timeout" else "Crash",
                 "message": _death_message(outcome, self.limits, "cell"), "last_line": ""}})
-            for part in self.parts_after.get(index, []):
-                if not any(m == f"part {part}" for m in msgs):
-                    self.emit("partrun", {"part": part, "status": "not_run",
-                                          "reason": f"its cell {outcome}"})
-            index += 1
-        # Let the process that supervised the last cell report its output first.
+            for part in self.parts_after.get(failed, []):
+                self.emit("partrun", {"part": part, "status": "not_run",
+                                      "reason": f"its cell {outcome}"})
+            self.skip.add(failed)
+        self.finish()
+
+    def finish(self):
+        if self.deferred:
+            self.run_parts(self.deferred)
+        # Let the process that supervised the last step report its output first.
         until = time.monotonic() + 2
         while os.getppid() == self.holder_parent and time.monotonic() < until:
             time.sleep(0.001)
         self.emit("finished", {"token": self.token})
         os._exit(0)
 
-    def _cell_deadline(self, index):
-        start = time.monotonic()
+    def _step_end(self, index):
+        for i in range(index, len(self.cells)):
+            if i in self.parts_after:
+                return i
+        return len(self.cells) - 1
+
+    def _failed_cell(self, msgs, index, end):
+        """The cell that was running when the step's child died: started, never finished."""
+        started = [int(m.split()[1]) for m in msgs if m.startswith("start ")]
+        finished = {int(m.split()[1]) for m in msgs if m.startswith("ran ")}
+        running = [i for i in started if i not in finished]
+        if running:
+            return running[-1]
+        if started:  # every cell ran; it died while its part was probed: count it on the last
+            return max(started)
+        return next(i for i in range(index, end + 1) if i not in self.skip)
+
+    def _step_deadline(self):
         lim = self.limits
 
         def deadline(msg):
-            if msg is None:
-                return start + lim["cell_seconds"]
+            if msg is None or msg.startswith("start "):
+                return time.monotonic() + lim["cell_seconds"]
             if msg.startswith("part "):
                 return time.monotonic() + lim["part_seconds"] + lim["case_seconds"] + 5
             return time.monotonic() + 5
         return deadline
 
-    def _cell_child(self, ctl, index):
+    def _step_child(self, ctl, index, end):
         self.holder_parent = os.getppid()
-        self.run_cell(index)
-        _send_line(ctl, "cell-done")
-        for part in self.parts_after.get(index, []):
-            _send_line(ctl, f"part {part}")
-            self.run_part(part)
+        for i in range(index, end + 1):
+            if i in self.skip:
+                continue
+            _send_line(ctl, f"start {i}")
+            _mark(f"cell:{i}")
+            self.run_cell(i)
+            _send_line(ctl, f"ran {i}")
+        if end not in self.skip:
+            for part in self.parts_after.get(end, []):
+                _send_line(ctl, f"part {part}")
+                self.run_parts([part])
         _redirect_to_devnull()
         _send_line(ctl, "done")
         os.close(ctl)
-        self.chain_from(index + 1)
+        self.chain_from(end + 1)
 
     def run_cell(self, index):
         cell = self.cells[index]
@@ -496,37 +574,45 @@ class Job:
             sys.stderr.flush()
         self.emit("cell", status)
 
-    # -- a part's cases, in forked part processes --
+    # -- parts' cases, in forked part processes --
 
-    def run_part(self, part):
-        cases = self.parts[part]["cases"]
-        start, texts = 0, []
-        part_deadline = time.monotonic() + self.limits["part_seconds"]
-        while start < len(cases):
-            if time.monotonic() > part_deadline:
-                self._skip_cases(cases[start:], "not run: this part used up its time")
-                break
-            pid, ctl, cap = _spawn(self._cases_child, part, start)
+    def run_parts(self, parts):
+        """Probe these parts' cases in one forked process; after a crash a new one goes on
+        at the next case, after a hang at the next part (a hang on one input is a hang on all)."""
+        runnable = []
+        for part in parts:
+            spec = self.parts[part]
+            if spec["after"] in self.skip:
+                self.emit("partrun", {"part": part, "status": "not_run", "reason": "its cell died"})
+            else:
+                runnable.append(part)
+        flat = [(p, c) for p in runnable for c in self.parts[p]["cases"]]
+        start, texts = 0, {p: [] for p in runnable}
+        while start < len(flat):
+            pid, ctl, cap = _spawn(self._cases_child, runnable, flat, start)
             msgs, outcome = _supervise(pid, ctl, cap, self._case_deadline())
-            texts.append(cap.text())
+            for key in cap.keys():
+                if key.startswith("part:") and key[5:] in texts:
+                    texts[key[5:]].append(cap.text(key))
             if outcome == "done":
                 break
             kill_tree(self.zygote, keep=_ancestors())
             started = [int(m.split()[1]) for m in msgs if m.startswith("start ")]
-            position = next((i for i, c in enumerate(cases) if started and c["index"] == started[-1]),
-                            start)
+            position = started[-1] if started else start
+            part, case = flat[position]
             self.emit("case", {"record": {
-                "index": cases[position]["index"], "status": "timeout" if outcome == "timeout" else "crashed",
+                "index": case["index"], "status": "timeout" if outcome == "timeout" else "crashed",
                 "error": {"type": "Timeout" if outcome == "timeout" else "Crash",
                           "message": _death_message(outcome, self.limits, "case"), "last_line": ""},
                 "autograd_used": False}, "files": {}})
             start = position + 1
             if outcome == "timeout":
-                # A function that hangs on one input hangs on the others: don't pay again.
-                self._skip_cases(cases[start:], "not run: an earlier input of this part timed out")
-                break
-        self.emit("part_output", {"part": part, "text": "".join(texts)[:CAPTURE_BYTES * 2]})
-        self.emit("partrun", {"part": part, "status": "ran"})
+                rest = [c for p, c in flat[start:] if p == part]
+                self._skip_cases(rest, "not run: an earlier input of this part timed out")
+                start += len(rest)
+        for part in runnable:
+            self.emit("part_output", {"part": part, "text": "".join(texts[part])[:CAPTURE_BYTES * 2]})
+            self.emit("partrun", {"part": part, "status": "ran"})
 
     def _skip_cases(self, cases, why):
         for case in cases:
@@ -539,17 +625,31 @@ class Job:
             return time.monotonic() + self.limits["case_seconds"]
         return deadline
 
-    def _cases_child(self, ctl, part, start):
+    def _cases_child(self, ctl, parts, flat, start):
         _set_limits(self.limits, headroom_mb=self.limits["probe_headroom_mb"])
-        spec = self.parts[part]
-        if spec.get("first") is not None:
-            # Judged on its own cells: a name they did not bind is missing, not inherited.
-            own = set().union(*(self.bound.get(i, set()) for i in range(spec["first"], spec["after"] + 1)))
-            for name in spec.get("defines") or []:
-                if name not in own:
-                    self.ns.pop(name, None)
-        for case in self.parts[part]["cases"][start:]:
-            _send_line(ctl, f"start {case['index']}")
+        for part in parts:
+            spec = self.parts[part]
+            if spec.get("first") is not None:
+                # Judged on its own cells: a name they did not bind is missing, not inherited.
+                own = set().union(*(self.bound.get(i, set())
+                                    for i in range(spec["first"], spec["after"] + 1)))
+                for name in spec.get("defines") or []:
+                    if name not in own:
+                        self.ns.pop(name, None)
+        base = dict(self.ns)  # each part's probes start from the same bindings
+        current, began = None, 0.0
+        for pos in range(start, len(flat)):
+            part, case = flat[pos]
+            if part != current:
+                if current is not None:
+                    self.ns.clear()
+                    self.ns.update(base)
+                current, began = part, time.monotonic()
+                _mark(f"part:{part}")
+            if time.monotonic() - began > self.limits["part_seconds"]:
+                self._skip_cases([case], "not run: this part used up its time")
+                continue
+            _send_line(ctl, f"start {pos}")
             self.emit("case", self.run_case(case))
         _send_line(ctl, "done")
 
