@@ -105,17 +105,19 @@ def test_attack_output_is_capped_in_feedback(engine, tmp_path, listener):
 
 def test_attack_sees_no_course_files(engine, tmp_path, listener):
     """Can student code see the hidden suites or the gradebook, or write anywhere that lasts?"""
+    gradebook = KIT_ROOT / "gradebook.db"
+    before = gradebook.read_bytes() if gradebook.exists() else None
     _, result = _grade(engine, tmp_path, Path(__file__).parent / "attacks" /
                        "mse_writes_course_and_reads_hidden_scores_0.py", listener)
     out = result.part("mse_grad").output
     if detect_level() == "bwrap":
         assert "HIDDEN FILES SEEN: 0" in out
-    # Writes may land in the sandbox's private /tmp (a kit that lives under /tmp shows there),
-    # never in the real course folder, the system or home.
+    # A write "into the course" can only land in the sandbox's private /tmp (when the kit
+    # itself lives under /tmp): the real files are checked here, on the host.
     assert not (KIT_ROOT / "pwned.txt").exists()
-    for place in ("/root/", "/etc/", "/home/student/", "gradebook.db", "assignments/"):
-        assert f"WROTE {place}" not in out and not any(
-            line.startswith("WROTE") and place in line for line in out.splitlines()), out
+    assert (gradebook.read_bytes() if gradebook.exists() else None) == before
+    for place in ("/root/", "/etc/", "/home/student/"):
+        assert f"WROTE {place}" not in out, out
 
 
 def test_attack_cannot_reach_localhost(engine, tmp_path, listener):

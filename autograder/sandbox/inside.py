@@ -686,12 +686,18 @@ def _death_message(outcome, limits, what):
 
 # --- the zygote ------------------------------------------------------------------------
 
-def _wipe(folder):
-    """Empty the private tmpfs, leaving alone the read-only binds of a kit that lives under it."""
-    bound = [os.path.realpath(p) for p in (sys.prefix, sys.base_prefix, sys.executable)]
+def _wipe(folder, keep=None):
+    """Empty the private tmpfs. A kit that lives under /tmp is bound read-only inside it: keep
+    those mounts, but still empty the folders around them (student code can write there)."""
+    if keep is None:
+        exe_prefix = os.path.dirname(os.path.dirname(os.path.realpath(sys.executable)))
+        keep = {os.path.realpath(p) for p in (sys.prefix, sys.base_prefix)} | {exe_prefix}
     for name in os.listdir(folder):
         path = os.path.join(folder, name)
-        if any(b == path or b.startswith(path + "/") for b in bound):
+        if path in keep:
+            continue
+        if any(k.startswith(path + "/") for k in keep):
+            _wipe(path, keep)
             continue
         with contextlib.suppress(OSError):
             if os.path.isdir(path) and not os.path.islink(path):
