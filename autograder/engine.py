@@ -5,7 +5,6 @@ import hashlib
 import importlib
 import logging
 import time
-import tomllib
 import uuid
 from functools import lru_cache
 from pathlib import Path
@@ -14,7 +13,8 @@ import nbformat
 
 from . import rubric as rubric_mod
 from . import scoring, static_check
-from .notebook import NotebookError, Plan, read_submission, restore, top_level_bindings
+from .notebook import (NotebookError, Plan, parse_submission, read_submission, restore,
+                       top_level_bindings)
 from .sandbox import Limits, Sandbox
 from .suite import CaseResult, ErrorInfo, PartRun, Student, SuiteRunner, ensure_importable, parse_case
 
@@ -46,10 +46,6 @@ def source_notebook(assignment: str = "gradient_backward"):
     return nbformat.read(str(rubric_mod.load(assignment).source), as_version=4)
 
 
-def _settings(r) -> dict:
-    return tomllib.loads((r.folder / "assignment.toml").read_text())
-
-
 class Engine:
     """A warm sandbox plus the assignment's suites; grades submissions one at a time."""
 
@@ -65,15 +61,11 @@ class Engine:
         self._make_inputs = getattr(importlib.import_module("reference"), "inputs",
                                     lambda case: case.make_inputs())
         self.case_wire, inputs = self._wire_cases()
-        files = [self.rubric.source.parent / f for f in _settings(self.rubric).get("sandbox_files", [])]
         self.source = source_notebook(assignment)
         self.sandbox = Sandbox(inputs=inputs, probes_source=(folder / "probes.py").read_text(),
-                               workdir_files=files, limits=self.limits, level=level,
-                               prefix=self._locked_prefix())
+                               workdir_files=list(self.rubric.sandbox_files), limits=self.limits,
+                               level=level, prefix=self._locked_prefix())
         self.suite = SuiteRunner(folder, self.rubric.part_names)
-        parts = _settings(self.rubric).get("parts", {})
-        self.stand_ins = {p: dict(v["stand_ins"]) for p, v in parts.items() if v.get("stand_ins")}
-        self.defines = {p: list(v.get("defines", [])) for p, v in parts.items()}
 
     def _wire_cases(self):
         wire, inputs = {}, {}
@@ -104,9 +96,10 @@ class Engine:
         """Never raises for bad input: an unreadable file is a result with score 0."""
         started = time.monotonic()
         path = Path(path)
-        sha = hashlib.sha256(path.read_bytes()).hexdigest() if path.is_file() else ""
+        raw = path.read_bytes() if path.is_file() else None
+        sha = hashlib.sha256(raw).hexdigest() if raw is not None else ""
         try:
-            nb = read_submission(path)
+            nb = read_submission(path) if raw is None else parse_submission(raw)
         except NotebookError as exc:
             log.warning("%s: not graded: %s", path, exc)
             return scoring.unreadable(self.rubric, str(exc), sha256=sha, isolation=self.isolation)
@@ -116,7 +109,7 @@ class Engine:
         student, flags = self._student(plan, report)
         outcomes = [scoring.TestOutcome(nodeid=n, part=p, passed=ok, message=m, mistake=k, weight=w)
                     for n, p, ok, m, k, w in self.suite.run(student)]
-        feedback = {p: self._feedback(p, student, outcomes, flags.get(p, []), plan)
+        feedback = {p: self._feedback(p, student, outcomes, flags.get(p, []))
                     for p in self.rubric.part_names}
         result = scoring.score(self.rubric, outcomes, feedback=feedback, flags=flags,
                                isolation=self.sandbox.level, seconds=time.monotonic() - started,
@@ -126,10 +119,10 @@ class Engine:
 
     def _cells_wire(self, plan: Plan) -> list[dict]:
         cells = plan.wire()
-        for part, names in self.stand_ins.items():
+        for rp in self.rubric.parts:
             for cell in cells:
-                if cell["grade_id"] == part:
-                    cell["stand_ins"] = names
+                if rp.stand_ins and cell["grade_id"] == rp.part:
+                    cell["stand_ins"] = dict(rp.stand_ins)
         return cells
 
     def _parts_wire(self, plan: Plan) -> dict:
@@ -140,11 +133,10 @@ class Engine:
             if p not in plan.part_after:
                 continue
             first = next((i for i, c in enumerate(plan.cells) if c.label == p), None)
-            after = plan.part_after[p]
+            after, defines = plan.part_after[p], list(self.rubric.get(p).defines)
             wire[p] = {"after": after, "cases": self.case_wire.get(p, []),
-                       "first": None if p in plan.missing else first,
-                       "defines": self.defines.get(p, []),
-                       "deferred": not _rebound_later(plan, after, self.defines.get(p, []))}
+                       "first": None if p in plan.missing else first, "defines": defines,
+                       "deferred": not _rebound_later(plan, after, defines)}
         return wire
 
     def _student(self, plan: Plan, report: dict) -> tuple[Student, dict[str, list[str]]]:
@@ -202,7 +194,7 @@ class Engine:
                 stand_ins=[str(n)[:40] for n in cell.get("stand_ins") or []][:5])
         return runs
 
-    def _feedback(self, part, student: Student, outcomes, flags, plan: Plan) -> str:
+    def _feedback(self, part, student: Student, outcomes, flags) -> str:
         """One or two plain sentences per problem, the student's own output last, capped."""
         run = student.part(part)
         mine = [o for o in outcomes if o.part == part]

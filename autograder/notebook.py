@@ -50,7 +50,14 @@ def read_submission(path: str | Path) -> nbformat.NotebookNode:
     if size > MAX_BYTES:
         raise NotebookError(f"the file is {size // 2**20} MB; notebooks over "
                             f"{MAX_BYTES // 2**20} MB are not graded (clear large outputs and resubmit)")
-    raw = path.read_bytes()
+    return parse_submission(path.read_bytes())
+
+
+def parse_submission(raw: bytes) -> nbformat.NotebookNode:
+    """A submission's bytes as an nbformat-4 notebook (see read_submission)."""
+    if len(raw) > MAX_BYTES:
+        raise NotebookError(f"the file is {len(raw) // 2**20} MB; notebooks over "
+                            f"{MAX_BYTES // 2**20} MB are not graded (clear large outputs and resubmit)")
     try:
         text = raw.decode("utf-8")
     except UnicodeDecodeError:

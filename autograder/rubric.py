@@ -17,6 +17,8 @@ class RubricPart:
     points: float
     test_cell: str
     autograd_allowed: bool
+    defines: tuple[str, ...] = ()      # names the part's own cells must bind
+    stand_ins: tuple[tuple[str, str], ...] = ()  # (name, probes attribute) if no earlier cell bound it
 
 
 @dataclass(frozen=True)
@@ -25,6 +27,7 @@ class Rubric:
     folder: Path
     source: Path
     parts: tuple[RubricPart, ...]
+    sandbox_files: tuple[Path, ...] = ()  # files next to the source notebook the sandbox may read
 
     @property
     def max_score(self) -> float:
@@ -45,7 +48,10 @@ def load(assignment: str = "gradient_backward", root: Path | None = None) -> Rub
     parts = tuple(
         RubricPart(part=name, title=p.get("title", name), points=float(p["points"]),
                    test_cell=p.get("test_cell", f"test_{name}"),
-                   autograd_allowed=bool(p.get("autograd_allowed", False)))
+                   autograd_allowed=bool(p.get("autograd_allowed", False)),
+                   defines=tuple(p.get("defines", ())),
+                   stand_ins=tuple(p.get("stand_ins", {}).items()))
         for name, p in data["parts"].items())
-    return Rubric(name=data.get("name", assignment), folder=folder,
-                  source=KIT_ROOT / data["source"], parts=parts)
+    source = KIT_ROOT / data["source"]
+    return Rubric(name=data.get("name", assignment), folder=folder, source=source, parts=parts,
+                  sandbox_files=tuple(source.parent / f for f in data.get("sandbox_files", ())))

@@ -1,7 +1,6 @@
 """Builds submission notebooks from the source notebook with some solution cells replaced."""
 from __future__ import annotations
 
-import copy
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -28,14 +27,12 @@ def build_submission(overrides: dict[str, str] | None = None, *, assignment: str
     overrides = dict(overrides or {})
     extra_cells = extra_cells or {}
     cells = []
-    for cell in nb.cells:
+    for cell in nb.cells:  # a fresh read: the cells can be changed in place
         gid = _grade_id(cell)
-        cell = copy.deepcopy(cell)
         if gid in overrides:
             cell.source = overrides.pop(gid)
-        cell.outputs = [] if cell.cell_type == "code" else cell.get("outputs")
-        if cell.cell_type != "code":
-            cell.pop("outputs", None)
+        if cell.cell_type == "code":
+            cell.outputs = []
         cells.append(cell)
         for code in extra_cells.get(gid, []):
             cells.append(nbformat.v4.new_code_cell(code))
@@ -73,6 +70,13 @@ class Variant:
 
     def expected_score(self, part: str) -> str:
         return self.expect.get(part, self.expect.get("others", self.expect.get("all", "full")))
+
+    def accepts(self, part: str, score: float, max_score: float) -> bool:
+        """Does this score meet the expectation: full, partial, less (than full), any, or a number?"""
+        want = self.expected_score(part)
+        named = {"full": score == max_score, "partial": 0 < score < max_score,
+                 "less": score < max_score, "any": True}
+        return named[want] if want in named else abs(score - float(want)) < 1e-9
 
 
 def _pairs(text: str) -> dict[str, str]:

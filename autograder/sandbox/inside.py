@@ -345,21 +345,17 @@ class _Tripwire:
 # --- converting what student code left behind into plain data --------------------------
 
 def _plain_array(value):
-    """A plain numpy copy of a tensor or array, read without running any user override."""
+    """(a plain numpy copy of a tensor or array, read without running any user override,
+    whether it came from a Tensor subclass); (None, False) when it is not numeric."""
     if isinstance(value, torch.Tensor):
         with torch._C.DisableTorchFunction():
             t = torch.Tensor.detach(value)
-            if t.dtype == torch.bfloat16 or t.dtype == torch.float16:
+            if t.dtype in (torch.bfloat16, torch.float16):
                 t = t.to(torch.float32)
-            return np.array(t.cpu().resolve_conj().resolve_neg().numpy(), copy=True), type(value) is not torch.Tensor and type(value) is not torch.nn.Parameter
-    if isinstance(value, np.ndarray):
-        if value.dtype.kind not in "biuf":
-            return None, False
-        return np.array(value, copy=True), False
-    if isinstance(value, (list, tuple)):
-        arr = np.asarray(value)
-        return (arr, False) if arr.dtype.kind in "biuf" else (None, False)
-    return None, False
+            arr = np.array(t.cpu().resolve_conj().resolve_neg().numpy(), copy=True)
+        return arr, type(value) not in (torch.Tensor, torch.nn.Parameter)
+    arr = np.array(value, copy=True) if isinstance(value, (np.ndarray, list, tuple)) else None
+    return (arr, False) if arr is not None and arr.dtype.kind in "biuf" else (None, False)
 
 
 def _record_outputs(outputs, prefix, files):

@@ -2,7 +2,6 @@
 from __future__ import annotations
 
 import contextlib
-import ctypes
 import json
 import logging
 import os
@@ -49,7 +48,6 @@ class Limits:
     report_mb: int = 96        # what one submission may send back, in total
     tmpfs_mb: int = 256        # the sandbox's private /tmp
     pids: int = 256            # pids cgroup limit (processes + threads), where cgroups are writable
-    workdir: str = WORKDIR
 
     def to_wire(self) -> dict:
         return asdict(self)
