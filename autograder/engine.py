@@ -15,7 +15,7 @@ from . import rubric as rubric_mod
 from . import scoring, static_check
 from .notebook import (NotebookError, Plan, parse_submission, read_submission, restore,
                        top_level_bindings)
-from .sandbox import Limits, Sandbox
+from .sandbox import Limits, Sandbox, wire
 from .suite import CaseResult, ErrorInfo, PartRun, Student, SuiteRunner, ensure_importable, parse_case
 
 log = logging.getLogger("autograder.engine")
@@ -62,9 +62,15 @@ class Engine:
                                     lambda case: case.make_inputs())
         self.case_wire, inputs = self._wire_cases()
         self.source = source_notebook(assignment)
+        oracles = folder / "oracles.py"
         self.sandbox = Sandbox(inputs=inputs, probes_source=(folder / "probes.py").read_text(),
                                workdir_files=list(self.rubric.sandbox_files), limits=self.limits,
-                               level=level, prefix=self._locked_prefix())
+                               level=level, prefix=self._locked_prefix(),
+                               oracles_source=oracles.read_text() if oracles.is_file() else "",
+                               oracle_parts=[p.part for p in self.rubric.parts if p.oracles])
+        locked = [c.source for c in restore(self.source, self.source, self.rubric.part_names).cells
+                  if c.origin == "source"]
+        self.locked_modules = static_check.locked_modules(locked)
         self.suite = SuiteRunner(folder, self.rubric.part_names)
 
     def _wire_cases(self):
@@ -74,7 +80,9 @@ class Engine:
             for key, arr in self._make_inputs(case).items():
                 names[key] = f"c{index}_{key}"
                 inputs[names[key]] = arr
-            wire.setdefault(case.part, []).append({"index": index, "probe": case.probe, "inputs": names})
+            wire.setdefault(case.part, []).append({
+                "index": index, "probe": case.probe, "inputs": names,
+                "peak_mb": float(getattr(case, "peak_mb", 0) or 0)})
         return wire, inputs
 
     def _locked_prefix(self) -> list[str]:
@@ -104,9 +112,15 @@ class Engine:
             log.warning("%s: not graded: %s", path, exc)
             return scoring.unreadable(self.rubric, str(exc), sha256=sha, isolation=self.isolation)
         plan = restore(nb, self.source, self.rubric.part_names)
-        report = self.sandbox.grade(uuid.uuid4().hex[:12], self._cells_wire(plan),
-                                    self._parts_wire(plan))
-        student, flags = self._student(plan, report)
+        parts_wire = self._parts_wire(plan)
+        report = self.sandbox.grade(uuid.uuid4().hex[:12], self._cells_wire(plan), parts_wire)
+        if report.get("status") == "sandbox_failure":
+            # Never the student's result on its own: regrade on the fresh sandbox the launcher
+            # started; only a repeat there counts against the submission.
+            log.warning("%s: sandbox failure; regrading on a fresh sandbox", path.name)
+            report = self.sandbox.grade(uuid.uuid4().hex[:12], self._cells_wire(plan), parts_wire)
+        static = self._static(plan, parts_wire)
+        student, flags = self._student(plan, report, static)
         outcomes = [scoring.TestOutcome(nodeid=n, part=p, passed=ok, message=m, mistake=k, weight=w)
                     for n, p, ok, m, k, w in self.suite.run(student)]
         feedback = {p: self._feedback(p, student, outcomes, flags.get(p, []))
@@ -139,20 +153,52 @@ class Engine:
                        "deferred": not _rebound_later(plan, after, defines)}
         return wire
 
-    def _student(self, plan: Plan, report: dict) -> tuple[Student, dict[str, list[str]]]:
+    def _static(self, plan: Plan, parts_wire: dict) -> dict[str, list[static_check.Finding]]:
+        """Every cell the student controls, checked as the sandbox runs it. A finding counts in
+        each part whose probes run from a state that holds the cell: autograd in the part of
+        its own cell (an added cell: every by-hand part it reaches; the run-time tripwire
+        watches the rest), and what the checker cannot see through in every part it reaches."""
+        out: dict[str, list[static_check.Finding]] = {p: [] for p in self.rubric.part_names}
+        for i, cell in enumerate(plan.cells):
+            if cell.origin != "student":
+                continue
+            own = cell.label if cell.label in out else None
+            rp = self.rubric.get(own) if own else None
+            findings = static_check.scan(
+                cell.source, autograd_allowed=rp.autograd_allowed if rp else False,
+                own_backward=rp.own_backward if rp else True, modules=self.locked_modules)
+            if not findings:
+                continue
+            reached = [p for p, w in parts_wire.items() if w["deferred"] or i <= w["after"]]
+            where = f"your `{own}` cell" if own else f"your cell {cell.label}"
+            for f in findings:
+                if f.kind == "autograd":
+                    targets = [own] if own else [p for p in reached
+                                                 if not self.rubric.get(p).autograd_allowed]
+                else:
+                    targets = reached + ([own] if own and own not in reached else [])
+                for p in targets:
+                    found = static_check.Finding(f.kind, f"{where} {f.text}")
+                    if found not in out[p]:
+                        out[p].append(found)
+        return out
+
+    def _student(self, plan: Plan, report: dict, static: dict) -> tuple[Student, dict[str, list[str]]]:
         by_index = {}
         for payload in report.get("cases", []):
             parsed = parse_case(payload)
             if parsed and 0 <= parsed[0] < len(self.cases):
                 by_index[parsed[0]] = parsed[1]
         cases = {c.id: by_index.get(i, CaseResult()) for i, c in enumerate(self.cases)}
-        parts = self._part_runs(plan, report)
+        parts = self._part_runs(plan, report, static)
         flags: dict[str, list[str]] = {}
         for p in self.rubric.part_names:
             rp, run = self.rubric.get(p), parts[p]
             mine = [cases[c.id] for c in self.cases if c.part == p]
             f = []
-            if not rp.autograd_allowed and (run.static_findings or any(
+            if any(x.kind == "unverifiable" for x in static[p]):
+                f += ["unverifiable", "manual_review"]
+            if not rp.autograd_allowed and (any(x.kind == "autograd" for x in static[p]) or any(
                     r.autograd_used or any(k.endswith(".requires_grad") for k in r.values) for r in mine)):
                 f.append("autograd")
             if any(r.status == "timeout" for r in mine) or run.cell_status == "timeout":
@@ -168,28 +214,26 @@ class Engine:
             flags[p] = f
         return Student(cases, parts, self.limits), flags
 
-    def _part_runs(self, plan: Plan, report: dict) -> dict[str, PartRun]:
+    def _part_runs(self, plan: Plan, report: dict, static: dict) -> dict[str, PartRun]:
         cells = {c.get("index"): c for c in report.get("cells", []) if isinstance(c, dict)}
         outputs = {c.get("index"): str(c.get("text", "")) for c in report.get("cell_outputs", [])
                    if isinstance(c, dict)}
-        part_out = {c.get("part"): str(c.get("text", "")) for c in report.get("part_outputs", [])
-                    if isinstance(c, dict)}
         not_run = {c.get("part"): str(c.get("reason", "")) for c in report.get("partruns", [])
                    if isinstance(c, dict) and c.get("status") == "not_run"}
         runs = {}
         for p in self.rubric.part_names:
             idx = plan.part_after.get(p)
             cell = cells.get(idx, {}) if idx is not None else {}
-            err = cell.get("error") if isinstance(cell.get("error"), dict) else None
-            rp = self.rubric.get(p)
+            err = wire.decode_error(cell.get("error"))
             runs[p] = PartRun(
                 part=p, cell_status=str(cell.get("status", "not_run")),
-                cell_error=ErrorInfo(type=str(err.get("type", ""))[:80],
-                                     message=str(err.get("message", ""))[:500],
-                                     last_line=str(err.get("last_line", ""))[:300]) if err else None,
-                stdout=(outputs.get(idx, "") + part_out.get(p, ""))[:8000],
-                static_findings=[] if rp.autograd_allowed else static_check.scan(
-                    plan.part_code(p), allow_backward_method=p not in _FUNCTION_PARTS),
+                cell_error=ErrorInfo(type=err["type"], message=err["message"],
+                                     last_line=err["last_line"]) if err else None,
+                # Only what the cells printed: nothing printed while hidden inputs were out
+                # (the probes) reaches the student.
+                stdout=outputs.get(idx, "")[:8000],
+                static_findings=[f.text for f in static[p]],
+                unverifiable=[f.text for f in static[p] if f.kind == "unverifiable"],
                 missing_cell=p in plan.missing, not_run_reason=not_run.get(p, ""),
                 stand_ins=[str(n)[:40] for n in cell.get("stand_ins") or []][:5])
         return runs
@@ -200,10 +244,16 @@ class Engine:
         mine = [o for o in outcomes if o.part == part]
         passed = sum(o.passed for o in mine)
         lines = []
-        if "autograd" in flags:
-            found = "; ".join(run.static_findings) or "autograd was called while your code ran"
+        if "unverifiable" in flags:
+            lines.append("Score 0 for now, marked for manual review: the grader cannot verify "
+                         "this part because " + "; ".join(run.unverifiable) + ". Your instructor "
+                         "can give the points back after reading it; to be graded automatically, "
+                         "remove that code.")
+        elif "autograd" in flags:
+            found = "; ".join(f for f in run.static_findings if f not in run.unverifiable) \
+                or "autograd was called while your code ran"
             lines.append(f"Score 0: this part must be done by hand with the chain rule, without "
-                         f"autograd. Your code {found}." if run.static_findings else
+                         f"autograd: {found}." if found != "autograd was called while your code ran" else
                          f"Score 0: this part must be done by hand with the chain rule, but "
                          f"{found}.")
         if run.missing_cell:
@@ -268,10 +318,6 @@ def _failure_lines(outcomes, limit: int = 3) -> list[str]:
     if len(groups) > limit:
         lines.append(f"- ... and {len(groups) - limit} more kinds of failure.")
     return lines
-
-
-# Parts written as plain functions: a `.backward()` call there can only be autograd's.
-_FUNCTION_PARTS = {"mse_grad", "relu_grad", "lin_grad", "forward_and_backward"}
 
 
 def grade_notebook(path, assignment: str = "gradient_backward", **kw) -> scoring.Result:

@@ -19,6 +19,8 @@ class RubricPart:
     autograd_allowed: bool
     defines: tuple[str, ...] = ()      # names the part's own cells must bind
     stand_ins: tuple[tuple[str, str], ...] = ()  # (name, probes attribute) if no earlier cell bound it
+    own_backward: bool = False         # the part defines and calls its own backward() methods
+    oracles: bool = False              # its probes may ask the supervisor for reference steps
 
 
 @dataclass(frozen=True)
@@ -50,7 +52,9 @@ def load(assignment: str = "gradient_backward", root: Path | None = None) -> Rub
                    test_cell=p.get("test_cell", f"test_{name}"),
                    autograd_allowed=bool(p.get("autograd_allowed", False)),
                    defines=tuple(p.get("defines", ())),
-                   stand_ins=tuple(p.get("stand_ins", {}).items()))
+                   stand_ins=tuple(p.get("stand_ins", {}).items()),
+                   own_backward=bool(p.get("own_backward", False)),
+                   oracles=bool(p.get("oracles", False)))
         for name, p in data["parts"].items())
     source = KIT_ROOT / data["source"]
     return Rubric(name=data.get("name", assignment), folder=folder, source=source, parts=parts,

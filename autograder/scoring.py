@@ -113,7 +113,8 @@ def score(rubric: Rubric, outcomes: list[TestOutcome], *, feedback: dict[str, st
         mine = [o for o in outcomes if o.part == rp.part]
         passed = sum(o.passed for o in mine)
         part_flags = list(flags.get(rp.part, []))
-        forbidden = "autograd" in part_flags and not rp.autograd_allowed
+        # Autograd in a by-hand part, or code the checker cannot see through: 0, with the reason.
+        forbidden = ("autograd" in part_flags and not rp.autograd_allowed) or "unverifiable" in part_flags
         s = part_score(rp.points, sum(o.weight for o in mine if o.passed),
                        sum(o.weight for o in mine), forbidden=forbidden)
         mistakes = sorted({o.mistake for o in mine if o.mistake})

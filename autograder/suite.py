@@ -1,8 +1,6 @@
 """Runs an assignment's hidden pytest suites on the trusted side against one submission's results."""
 from __future__ import annotations
 
-import base64
-import io
 import queue
 import sys
 import threading
@@ -14,8 +12,8 @@ import pytest
 from _pytest.runner import runtestprotocol
 
 from .feedback import Mistake
+from .sandbox import wire
 
-MAX_ARRAY_ELEMENTS = 64 * 1024 * 1024
 
 
 @dataclass
@@ -39,6 +37,7 @@ class CaseResult:
     notes: list[str] = field(default_factory=list)
     error: ErrorInfo | None = None
     autograd_used: bool = False
+    peak_mb: float | None = None   # measured by the supervisor, for cases with a memory bound
 
 
 @dataclass
@@ -48,53 +47,22 @@ class PartRun:
     cell_error: ErrorInfo | None = None
     stdout: str = ""               # what the part's cell and its probes printed (capped)
     static_findings: list[str] = field(default_factory=list)
+    unverifiable: list[str] = field(default_factory=list)  # findings the checker can't see through
     missing_cell: bool = False
     not_run_reason: str = ""
     stand_ins: list[str] = field(default_factory=list)  # earlier parts' names the kit supplied
 
 
-def _plain(value, limit=2000):
-    if isinstance(value, bool) or isinstance(value, (int, float)):
-        return value
-    return str(value)[:limit]
-
-
-def load_array(blob: str) -> np.ndarray | None:
-    """A plain numeric array from the sandbox's bytes, or None: never unpickles anything."""
-    try:
-        arr = np.load(io.BytesIO(base64.b64decode(blob, validate=True)), allow_pickle=False)
-    except Exception:  # noqa: BLE001 - whatever the bytes are, they are not an array we take
-        return None
-    if not isinstance(arr, np.ndarray) or arr.dtype.kind not in "biuf" or arr.size > MAX_ARRAY_ELEMENTS:
-        return None
-    return arr
-
-
 def parse_case(payload: dict) -> tuple[int, CaseResult] | None:
-    """One case record from the sandbox, checked field by field."""
-    rec = payload.get("record") if isinstance(payload, dict) else None
-    if not isinstance(rec, dict) or not isinstance(rec.get("index"), int):
+    """One case record from the sandbox, checked field by field (`wire.decode_case`)."""
+    rec = wire.decode_case(payload)
+    if rec is None:
         return None
-    files = payload.get("files") if isinstance(payload.get("files"), dict) else {}
-    idx = rec["index"]
-    outputs = {}
-    for pos, name in enumerate(rec.get("arrays") or []):
-        blob = files.get(f"case_{idx}__{pos}.npy")
-        arr = load_array(blob) if isinstance(blob, str) else None
-        if arr is not None:
-            outputs[str(name)[:64]] = arr
-    values = {str(k)[:80]: _plain(v) for k, v in (rec.get("values") or {}).items()} \
-        if isinstance(rec.get("values"), dict) else {}
-    err = rec.get("error")
-    error = ErrorInfo(type=str(err.get("type", ""))[:80], message=str(err.get("message", ""))[:500],
-                      last_line=str(err.get("last_line", ""))[:300],
-                      memory=bool(err.get("memory"))) if isinstance(err, dict) else None
-    status = rec.get("status") if rec.get("status") in ("ok", "error", "crashed", "timeout") else "error"
-    return idx, CaseResult(
-        status=status, outputs=outputs, values=values,
-        missing=[str(m)[:64] for m in rec.get("missing") or [] if isinstance(m, str)],
-        notes=[str(n)[:200] for n in rec.get("notes") or []][:10], error=error,
-        autograd_used=bool(rec.get("autograd_used")))
+    err = rec["error"]
+    return rec["index"], CaseResult(
+        status=rec["status"], outputs=rec["outputs"], values=rec["values"], missing=rec["missing"],
+        notes=rec["notes"], error=ErrorInfo(**err) if err else None,
+        autograd_used=rec["autograd_used"], peak_mb=rec["peak_mb"])
 
 
 class Student:

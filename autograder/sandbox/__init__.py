@@ -1,4 +1,4 @@
-"""The sandbox: a bwrap'd warm zygote (launcher.py) and the harness that runs beside student code (inside.py)."""
+"""The sandbox: the launcher (host side), the supervisor and job processes inside it (inside.py), and their wire format (wire.py)."""
 from .launcher import DESCRIPTIONS, Limits, Sandbox, SandboxError, detect_level
 
 __all__ = ["DESCRIPTIONS", "Limits", "Sandbox", "SandboxError", "detect_level"]

@@ -1,15 +1,21 @@
-"""The only code that runs next to student code: the warm zygote and its fork-chain harness.
+"""The code inside the sandbox: a supervisor that never runs student code, a warm template, and each job's processes.
 
-Imports only the standard library, numpy and torch. It is started inside the sandbox, imports
-torch once, then serves one submission at a time on its stdin/stdout (one JSON line each way).
+Imports only the standard library, numpy and torch (and `wire.py`, its sibling).
 
-Per submission the zygote forks a *chain*: each notebook cell runs in a fresh child of the
-process that holds the state after the previous cell. A cell that crashes, exits or hangs is
-killed and the chain goes on from the state before it, as if the cell had raised. After a
-part's cells, a forked "part process" runs that part's cases through the assignment's probes
-and records plain arrays. Nothing here decides a score: the trusted side reads the arrays.
+Processes (docs/DESIGN.md, "Trust boundary"):
+- the *supervisor* (PID 1 of the sandbox) talks to the host, holds the hidden inputs, the
+  plan and the oracles, keeps every clock, and decides what each answer means. It never runs
+  student code and is not dumpable (no /proc/<pid>/mem, fd or ptrace access).
+- the *template* is forked from it at start-up, before any hidden input is loaded: torch
+  imported, lazy imports warmed, the notebook's locked prefix run, gc frozen. It forks jobs.
+- a *job* gets its own user, PID and mount namespaces: its init (trusted, never runs student
+  code) mounts a private, size-capped /tmp and /dev/shm, hides /io, and reports its child's
+  death. The supervisor kills the job's init at the end, and the kernel then kills every
+  process of the job, whatever its state. Nothing the job wrote survives it.
+- the job's *executor* runs the cells one at a time as the supervisor asks, keeps a forked
+  snapshot where a part must be probed from, and forks *probers* that answer one case at a
+  time. They only ever hold the question they were just asked.
 """
-import base64
 import contextlib
 import ctypes
 import gc
@@ -17,15 +23,17 @@ import io
 import json
 import linecache
 import os
-import re
 import resource
 import select
-import shutil
 import signal
+import socket
+import struct
 import sys
 import time
 import traceback
 import types
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
 
 def _unshare_namespaces():
@@ -42,67 +50,33 @@ UNSHARED = "namespaces" in sys.argv and _unshare_namespaces()
 import numpy as np  # noqa: E402
 import torch  # noqa: E402
 
+import wire  # noqa: E402
+
 PR_SET_DUMPABLE = 4
 PR_SET_CHILD_SUBREAPER = 36
+PR_SET_NO_NEW_PRIVS = 38
+PR_CAPBSET_DROP = 24
+CLONE_NEWUSER, CLONE_NEWPID, CLONE_NEWNS = 0x10000000, 0x20000000, 0x00020000
+MS_RDONLY, MS_NOSUID, MS_NODEV, MS_REMOUNT, MS_BIND, MS_REC = 1, 2, 4, 32, 4096, 16384
 CAPTURE_BYTES = 8192
+MAX_REPLAYS = 6          # job restarts after deaths/hangs before the rest is given up
+ORACLE_CALLS = 64        # oracle questions one case may ask
 _libc = ctypes.CDLL(None, use_errno=True)
 
 
 # --- process plumbing ------------------------------------------------------------------
 
+_DEBUG_FD = [2]
+
+
+def _debug(*args):
+    if os.environ.get("GBK_SANDBOX_DEBUG"):
+        with contextlib.suppress(OSError):
+            os.write(_DEBUG_FD[0], (" ".join(["[sandbox %d]" % os.getpid(), *map(str, args)]) + "\n").encode())
+
+
 def _prctl(option, value):
-    _libc.prctl(option, ctypes.c_ulong(value), 0, 0, 0)
-
-
-def _stat(pid):
-    """(state, ppid) of a process, or None when it is gone."""
-    try:
-        with open(f"/proc/{pid}/stat", "rb") as f:
-            data = f.read()
-        fields = data[data.rindex(b")") + 2:].split()
-        return fields[0].decode(), int(fields[1])
-    except (OSError, ValueError, IndexError):
-        return None
-
-
-def _ppid_of(pid):
-    st = _stat(pid)
-    return st[1] if st else None
-
-
-def _descendants(root):
-    """All processes whose parent chain reaches `root` (the zygote is a subreaper, so
-    orphans re-attach to it and stay findable even without a PID namespace)."""
-    parents = {}
-    for name in os.listdir("/proc"):
-        if name.isdigit():
-            st = _stat(int(name))
-            if st is not None and st[0] not in ("Z", "X"):  # the dead need reaping, not killing
-                parents[int(name)] = st[1]
-    found = set()
-    for pid in parents:
-        p, seen = pid, 0
-        while p in parents and seen < 64:
-            p, seen = parents[p], seen + 1
-            if p == root:
-                found.add(pid)
-                break
-    return found
-
-
-def kill_tree(root, keep=()):
-    """SIGKILL every descendant of `root` except `keep`, until none is left."""
-    keep = set(keep) | {root}
-    for _ in range(100):
-        victims = _descendants(root) - keep
-        if not victims:
-            _reap()  # the ones killed in the last round are zombies by now
-            break
-        for pid in victims:
-            with contextlib.suppress(OSError):
-                os.kill(pid, signal.SIGKILL)
-        _reap()
-        time.sleep(0.002)
+    return _libc.prctl(option, ctypes.c_ulong(value), 0, 0, 0)
 
 
 def _reap():
@@ -115,19 +89,8 @@ def _reap():
             return
 
 
-def _vm_size():
-    with open("/proc/self/status") as f:
-        for line in f:
-            if line.startswith("VmSize:"):
-                return int(line.split()[1]) * 1024
-    return 0
-
-
-def _set_limits(limits, headroom_mb=None):
-    """rlimits; with `headroom_mb`, the address space is what this process maps now plus that."""
+def _set_limits(limits):
     mem = int(limits["memory_mb"]) * 1024 * 1024
-    if headroom_mb is not None:
-        mem = _vm_size() + int(headroom_mb) * 1024 * 1024
     cpu = int(limits["cpu_seconds"])
     for res, value in ((resource.RLIMIT_AS, mem), (resource.RLIMIT_CPU, cpu),
                        (resource.RLIMIT_FSIZE, int(limits["file_mb"]) * 1024 * 1024),
@@ -139,152 +102,33 @@ def _set_limits(limits, headroom_mb=None):
                                      (soft + 2 if hard == resource.RLIM_INFINITY else hard)))
 
 
-_MARK = re.compile(rb"\x1eGBK:([^\x1e\n]{1,64})\x1e\n")
-
-
-def _mark(key):
-    """Start a new output segment (one per cell, one per part's probes) on the capture pipe."""
-    with contextlib.suppress(Exception):
-        sys.stdout.flush()
-        sys.stderr.flush()
-    with contextlib.suppress(OSError):
-        os.write(1, b"\x1eGBK:" + key.encode() + b"\x1e\n")
-
-
-class _Capture:
-    """Drains a child's stdout/stderr pipe into segments (split at `_mark` lines), keeping the
-    first bytes of each segment and counting the rest."""
-
-    def __init__(self, fd):
-        self.fd, self.key, self.pending = fd, None, b""
-        self.segments = {}  # key -> [kept bytes, dropped count]
-
-    def _add(self, data):
-        seg = self.segments.setdefault(self.key, [bytearray(), 0])
-        room = max(CAPTURE_BYTES - len(seg[0]), 0)
-        seg[0] += data[:room]
-        seg[1] += max(len(data) - room, 0)
-
-    def _feed(self, chunk):
-        buf, pos = self.pending + chunk, 0
-        for m in _MARK.finditer(buf):
-            self._add(buf[pos:m.start()])
-            self.key, pos = m.group(1).decode("ascii", "replace"), m.end()
-        rest = buf[pos:]
-        cut = rest.rfind(b"\x1e")
-        if cut != -1 and len(rest) - cut < 80:  # perhaps a marker cut in two: wait for the rest
-            self._add(rest[:cut])
-            self.pending = rest[cut:]
-        else:
-            self._add(rest)
-            self.pending = b""
-
-    def drain(self):
-        try:
-            chunk = os.read(self.fd, 65536)
-        except BlockingIOError:
-            return True
-        if not chunk:
-            self._add(self.pending)
-            self.pending = b""
-            return False
-        self._feed(chunk)
-        return True
-
-    def keys(self):
-        return [k for k in self.segments if k is not None]
-
-    def text(self, key=None):
-        kept, dropped = self.segments.get(key, [b"", 0])
-        t = bytes(kept).decode("utf-8", "replace")
-        return t + (f"\n[... {dropped} more bytes of output not shown]" if dropped else "")
-
-
-def _spawn(fn, *args):
-    """Fork a child whose stdout/stderr go to a pipe; returns (pid, ctl_read_fd, capture)."""
-    ctl_r, ctl_w = os.pipe()
-    out_r, out_w = os.pipe()
-    pid = os.fork()
-    if pid == 0:
-        try:
-            os.close(ctl_r)
-            os.close(out_r)
-            os.dup2(out_w, 1)
-            os.dup2(out_w, 2)
-            os.close(out_w)
-            sys.stdout = io.TextIOWrapper(os.fdopen(1, "wb", closefd=False), line_buffering=True,
-                                          errors="replace")
-            sys.stderr = io.TextIOWrapper(os.fdopen(2, "wb", closefd=False), line_buffering=True,
-                                          errors="replace")
-            fn(ctl_w, *args)
-        except BaseException:  # noqa: BLE001 - the harness itself must never leak out
-            pass
-        os._exit(0)
-    os.close(ctl_w)
-    os.close(out_w)
-    os.set_blocking(out_r, False)
-    os.set_blocking(ctl_r, False)
-    return pid, ctl_r, _Capture(out_r)
-
-
-def _supervise(pid, ctl_r, cap, deadline_for):
-    """Follow a child's control messages until it reports `done`, dies or runs out of time.
-
-    `deadline_for(last_message)` gives the absolute deadline after each message (None at
-    the start). Returns (messages, outcome) with outcome in done | died | timeout."""
-    state = {"msgs": [], "buf": b"", "done": False, "ctl_open": True}
-    deadline = deadline_for(None)
-    out_open, exited = True, False
-
-    def read_ctl():
-        nonlocal deadline
-        while state["ctl_open"]:
-            try:
-                chunk = os.read(ctl_r, 4096)
-            except BlockingIOError:
-                return
-            if not chunk:
-                state["ctl_open"] = False
-                return
-            state["buf"] += chunk
-            while b"\n" in state["buf"]:
-                line, state["buf"] = state["buf"].split(b"\n", 1)
-                msg = line.decode("ascii", "replace")[:200]
-                state["msgs"].append(msg)
-                deadline = deadline_for(msg)
-                if msg == "done":
-                    state["done"] = True
-
-    outcome = None
-    while outcome is None:
-        fds = [ctl_r] if state["ctl_open"] else []
-        fds += [cap.fd] if out_open else []
-        wait = deadline - time.monotonic()
-        ready = select.select(fds, [], [], max(min(wait, 0.2), 0))[0] if fds else time.sleep(0.01) or []
-        if cap.fd in ready:
-            out_open = cap.drain()
-        if ctl_r in ready:
-            read_ctl()
-        if state["done"]:
-            outcome = "done"
+def _drop_capabilities():
+    """The job's processes hold capabilities in their own user namespace (to mount its /tmp):
+    student code gets none."""
+    for cap in range(64):
+        if _prctl(PR_CAPBSET_DROP, cap) != 0:
             break
-        if not exited:
-            try:
-                exited = os.waitpid(pid, os.WNOHANG)[0] == pid
-            except ChildProcessError:
-                exited = True
-        if exited:
-            read_ctl()  # it may have said "done" just before exiting
-            outcome = "done" if state["done"] else "died"
-        elif time.monotonic() >= deadline:
-            outcome = "timeout"
-    while out_open:
-        if not select.select([cap.fd], [], [], 0)[0]:
-            break
-        out_open = cap.drain()
-    os.close(ctl_r)
-    os.close(cap.fd)
-    return state["msgs"], outcome
+
+    class Header(ctypes.Structure):
+        _fields_ = [("version", ctypes.c_uint32), ("pid", ctypes.c_int)]
+
+    class Data(ctypes.Structure):
+        _fields_ = [("effective", ctypes.c_uint32), ("permitted", ctypes.c_uint32),
+                    ("inheritable", ctypes.c_uint32)]
+
+    _libc.capset(ctypes.byref(Header(0x20080522, 0)), ctypes.byref((Data * 2)()))
+    _prctl(PR_SET_NO_NEW_PRIVS, 1)
+
+
+def _status_kb(pid, field):
+    try:
+        with open(f"/proc/{pid}/status") as f:
+            for line in f:
+                if line.startswith(field + ":"):
+                    return int(line.split()[1])
+    except (OSError, ValueError):
+        pass
+    return None
 
 
 def _last_line(exc):
@@ -297,32 +141,71 @@ def _last_line(exc):
 
 
 def _error_info(exc):
-    return {"type": type(exc).__name__, "message": str(exc)[:500], "last_line": _last_line(exc)}
+    info = {"type": type(exc).__name__, "message": str(exc)[:500], "last_line": _last_line(exc)}
+    text = str(exc)
+    if isinstance(exc, MemoryError) or "can't allocate memory" in text or "not enough memory" in text:
+        info["memory"] = True
+    return info
 
 
-# --- the autograd tripwire -------------------------------------------------------------
+# --- converting what student code left behind into plain data --------------------------
+
+def _plain_array(value):
+    """(a plain numpy copy of a tensor or array, read without running any user override,
+    whether it came from a Tensor subclass); (None, False) when it is not numeric."""
+    if isinstance(value, torch.Tensor):
+        with torch._C.DisableTorchFunction():
+            t = torch.Tensor.detach(value)
+            if t.dtype in (torch.bfloat16, torch.float16):
+                t = t.to(torch.float32)
+            arr = np.array(t.cpu().resolve_conj().resolve_neg().numpy(), copy=True)
+        return arr, type(value) not in (torch.Tensor, torch.nn.Parameter)
+    arr = np.array(value, copy=True) if isinstance(value, (np.ndarray, list, tuple)) else None
+    return (arr, False) if arr is not None and arr.dtype.kind in "biuf" else (None, False)
+
+
+def _record_outputs(outputs, blobs):
+    arrays, values, missing, notes = [], {}, [], []
+    for key, value in (outputs or {}).items():
+        key = str(key)[:64]
+        if value is None:
+            missing.append(key)
+            continue
+        if isinstance(value, (bool, int, float, str)) and not isinstance(value, np.ndarray):
+            values[key] = value if not isinstance(value, str) else value[:4000]
+            continue
+        try:
+            arr, subclass = _plain_array(value)
+        except Exception as exc:  # noqa: BLE001 - a lying object must not stop the harness
+            arr, subclass = None, False
+            notes.append(f"{key}: could not read ({type(exc).__name__})")
+        if arr is None:
+            values[key + ".type"] = type(value).__name__[:64]
+            continue
+        if subclass:
+            notes.append(f"{key}: a {type(value).__name__}, not a plain tensor")
+        blobs.append(wire.array_bytes(arr))
+        arrays.append(key)
+        if isinstance(value, torch.Tensor) and (value.requires_grad or value.grad_fn is not None):
+            values[key + ".requires_grad"] = True
+    return {"arrays": arrays, "values": values, "missing": missing, "notes": notes}
+
+
+# --- the autograd tripwire (second line; the static check is the first) -------------------
 
 class _Tripwire:
-    """Records autograd use in this process; trusted oracles can open an allowance."""
+    """Tells the supervisor, at once, whenever autograd runs in a job process: the flag lives
+    in the supervisor, so nothing done afterwards in the process can take it back."""
 
-    def __init__(self):
-        self.used, self.allowed = False, 0
-
-    @contextlib.contextmanager
-    def allow(self):
-        self.allowed += 1
-        try:
-            with torch.enable_grad():
-                yield
-        finally:
-            self.allowed -= 1
+    def __init__(self, send):
+        self.send = send
 
     def wrap(self, fn):
-        trip = self
+        send = self.send
 
         def guarded(*args, **kwargs):
-            if not trip.allowed:
-                trip.used = True
+            with contextlib.suppress(Exception):
+                send({"op": "autograd"})
             return fn(*args, **kwargs)
         return guarded
 
@@ -342,369 +225,272 @@ class _Tripwire:
                 setattr(mod, name, self.wrap(getattr(mod, name)))
 
 
-# --- converting what student code left behind into plain data --------------------------
+# --- the job's executor: runs what the supervisor asks, one question at a time ------------
 
-def _plain_array(value):
-    """(a plain numpy copy of a tensor or array, read without running any user override,
-    whether it came from a Tensor subclass); (None, False) when it is not numeric."""
-    if isinstance(value, torch.Tensor):
-        with torch._C.DisableTorchFunction():
-            t = torch.Tensor.detach(value)
-            if t.dtype in (torch.bfloat16, torch.float16):
-                t = t.to(torch.float32)
-            arr = np.array(t.cpu().resolve_conj().resolve_neg().numpy(), copy=True)
-        return arr, type(value) not in (torch.Tensor, torch.nn.Parameter)
-    arr = np.array(value, copy=True) if isinstance(value, (np.ndarray, list, tuple)) else None
-    return (arr, False) if arr is not None and arr.dtype.kind in "biuf" else (None, False)
+class Executor:
+    """Runs in the job's processes. Holds the notebook's namespace and nothing that decides
+    a score: no plan, no other case's inputs, no oracle, no clock."""
 
-
-def _record_outputs(outputs, prefix, files):
-    arrays, values, missing, notes = [], {}, [], []
-    for key, value in (outputs or {}).items():
-        key = str(key)[:64]
-        if value is None:
-            missing.append(key)
-            continue
-        if isinstance(value, (bool, int, float, str)) and not isinstance(value, np.ndarray):
-            values[key] = value if not isinstance(value, str) else value[:2000]
-            continue
-        try:
-            arr, subclass = _plain_array(value)
-        except Exception as exc:  # noqa: BLE001 - a lying object must not stop the harness
-            arr, subclass = None, False
-            notes.append(f"{key}: could not read ({type(exc).__name__})")
-        if arr is None:
-            values[key + ".type"] = type(value).__name__[:64]
-            continue
-        if subclass:
-            notes.append(f"{key}: a {type(value).__name__}, not a plain tensor")
-        buf = io.BytesIO()
-        np.save(buf, arr, allow_pickle=False)
-        files[f"{prefix}__{len(arrays)}.npy"] = buf.getvalue()
-        arrays.append(key)
-        if isinstance(value, torch.Tensor) and (value.requires_grad or value.grad_fn is not None):
-            values[key + ".requires_grad"] = True
-    return {"arrays": arrays, "values": values, "missing": missing, "notes": notes}
-
-
-# --- one submission --------------------------------------------------------------------
-
-def _send_line(fd, line):
-    data = (line + "\n").encode()
-    while data:
-        data = data[os.write(fd, data):]
-
-
-def _send(fd, kind, payload):
-    _send_line(fd, f"json {kind} " + json.dumps(payload, separators=(",", ":")))
-
-
-def _redirect_to_devnull():
-    """Once a child hands over, its old capture pipe has no reader any more."""
-    null = os.open(os.devnull, os.O_WRONLY)
-    os.dup2(null, 1)
-    os.dup2(null, 2)
-    os.close(null)
-
-
-def _ancestors():
-    chain, pid = set(), os.getpid()
-    while pid and pid not in chain:
-        chain.add(pid)
-        pid = _ppid_of(pid)
-    return chain
-
-
-class Job:
-    """One submission's cells, its part -> cases plan and its limits, as sent by the trusted side.
-
-    Results travel on the report pipe (`self.report`), which every process of the chain
-    inherits; the zygote reads it. Student code can write there too, but it can only
-    spoil its own submission's results, never make a wrong answer right.
-
-    Cells run in *steps*: one forked child runs consecutive cells up to the next part that
-    must be probed right after its own cell (because a later cell rebinds its names); parts
-    whose names nothing rebinds are probed together at the end. If a step's child dies or
-    hangs in cell j, the holder skips j and runs the step again: the cells before j run
-    anew (their reports replace the first ones), exactly as if j had raised."""
-
-    def __init__(self, request, inputs, probes, zygote, report_fd, base_ns=None):
-        self.cells = request["cells"]
-        self.parts = request["parts"]
-        self.limits = request["limits"]
-        self.inputs, self.probes = inputs, probes
-        self.zygote, self.report = zygote, report_fd
-        self.parts_after = {}  # cell index -> parts probed right after it
-        for part, spec in self.parts.items():
-            if not spec.get("deferred"):
-                self.parts_after.setdefault(spec["after"], []).append(part)
-        self.deferred = [p for p, spec in self.parts.items() if spec.get("deferred")]
-        self.trip = _Tripwire()
-        self.ns = None
-        self.holder_parent = None
-        self.bound = {}    # cell index -> names that cell (re)bound
-        self.skip = set()  # cells whose process died or hung: not run again
-        self.token = request["token"]
-        self.start_at = int(request.get("skip", 0)) if base_ns is not None else 0
-        self.base_ns = base_ns or {}
-
-    def emit(self, kind, payload):
-        with contextlib.suppress(OSError):
-            _send(self.report, kind, payload)
-
-    # -- the root of the chain (forked from the zygote) --
-
-    def root(self):
-        signal.signal(signal.SIGINT, signal.default_int_handler)
-        os.chdir(self.limits.get("workdir", "/"))
-        _set_limits(self.limits)
-        self.trip.install()  # before any student code, so no cell can stash the originals
+    def __init__(self, chan, probes, base_ns):
+        self.chan, self.reader = chan, wire.FrameReader()
+        self.probes = probes
         import builtins
         self.ns = {"__name__": "__main__", "__builtins__": builtins}
-        if self.start_at:
-            self.ns.update(self.base_ns)  # the locked cells the zygote already ran
-        self.ns["__grader_allow_autograd__"] = self.trip.allow
-        self.chain_from(self.start_at)
+        self.ns.update(base_ns or {})
+        self.bound = {}       # cell index -> names that cell (re)bound
+        self.snapshots = {}   # part -> (pid, wake pipe write fd)
 
-    def chain_from(self, index):
-        """Runs in the process that holds the state after cells[:index] (bar skipped ones)."""
-        while index < len(self.cells):
-            kill_tree(self.zygote, keep=_ancestors())  # strays of earlier cells
-            end = self._step_end(index)
-            pid, ctl, cap = _spawn(self._step_child, index, end)
-            msgs, outcome = _supervise(pid, ctl, cap, self._step_deadline())
-            for key in cap.keys():
-                if key.startswith("cell:"):
-                    self.emit("cell_output", {"index": int(key[5:]), "text": cap.text(key)})
-            if outcome == "done":
-                os._exit(0)  # the child holds the newer state and carries the chain on
-            kill_tree(self.zygote, keep=_ancestors())
-            failed = self._failed_cell(msgs, index, end)
-            self.emit("cell", {"index": failed, "status": outcome, "error": {
-                "type": "Timeout" if outcome == "timeout" else "Crash",
-                "message": _death_message(outcome, self.limits, "cell"), "last_line": ""}})
-            for part in self.parts_after.get(failed, []):
-                self.emit("partrun", {"part": part, "status": "not_run",
-                                      "reason": f"its cell {outcome}"})
-            self.skip.add(failed)
-        self.finish()
+    def send(self, header, blobs=()):
+        self.chan.sendall(wire.encode_frame(header, blobs))
 
-    def finish(self):
-        if self.deferred:
-            self.run_parts(self.deferred)
-        # Let the process that supervised the last step report its output first.
-        until = time.monotonic() + 2
-        while os.getppid() == self.holder_parent and time.monotonic() < until:
-            time.sleep(0.001)
-        self.emit("finished", {"token": self.token})
-        os._exit(0)
+    def recv(self):
+        return wire.recv_frame(self.chan, self.reader)
 
-    def _step_end(self, index):
-        for i in range(index, len(self.cells)):
-            if i in self.parts_after:
-                return i
-        return len(self.cells) - 1
+    def serve(self):
+        """The holder's loop: cells, snapshots, probers."""
+        while True:
+            header, _ = self.recv()
+            op = header.get("op")
+            if op == "cell":
+                self.send(self.run_cell(header))
+            elif op == "snapshot":
+                self.snapshot(str(header.get("part")))
+            elif op == "enter":
+                self.enter(str(header.get("part")))
+            elif op == "prober":
+                self.prober(header.get("parts") or [])
+            elif op == "leave":
+                os._exit(0)
 
-    def _failed_cell(self, msgs, index, end):
-        """The cell that was running when the step's child died: started, never finished."""
-        started = [int(m.split()[1]) for m in msgs if m.startswith("start ")]
-        finished = {int(m.split()[1]) for m in msgs if m.startswith("ran ")}
-        running = [i for i in started if i not in finished]
-        if running:
-            return running[-1]
-        if started:  # every cell ran; it died while its part was probed: count it on the last
-            return max(started)
-        return next(i for i in range(index, end + 1) if i not in self.skip)
+    # -- cells --
 
-    def _step_deadline(self):
-        lim = self.limits
-
-        def deadline(msg):
-            if msg is None or msg.startswith("start "):
-                return time.monotonic() + lim["cell_seconds"]
-            if msg.startswith("part "):
-                return time.monotonic() + lim["part_seconds"] + lim["case_seconds"] + 5
-            return time.monotonic() + 5
-        return deadline
-
-    def _step_child(self, ctl, index, end):
-        self.holder_parent = os.getppid()
-        for i in range(index, end + 1):
-            if i in self.skip:
-                continue
-            _send_line(ctl, f"start {i}")
-            _mark(f"cell:{i}")
-            self.run_cell(i)
-            _send_line(ctl, f"ran {i}")
-        if end not in self.skip:
-            for part in self.parts_after.get(end, []):
-                _send_line(ctl, f"part {part}")
-                self.run_parts([part])
-        _redirect_to_devnull()
-        _send_line(ctl, "done")
-        os.close(ctl)
-        self.chain_from(end + 1)
-
-    def run_cell(self, index):
-        cell = self.cells[index]
+    def run_cell(self, cell):
+        index = int(cell["index"])
         started = time.monotonic()
-        status = {"index": index, "status": "ok"}
-        used = [n for n, attr in (cell.get("stand_ins") or {}).items()
-                if n not in self.ns and hasattr(self.probes, attr)]
+        status = {"op": "cell_done", "index": index, "status": "ok"}
+        stand_ins = cell.get("stand_ins") or {}
+        used = [n for n, attr in stand_ins.items() if n not in self.ns and hasattr(self.probes, attr)]
         for n in used:  # what an earlier part should have defined, so this part stands alone
-            self.ns[n] = getattr(self.probes, cell["stand_ins"][n])
-        name = f"<cell {cell.get('grade_id') or index}>"
-        linecache.cache[name] = (len(cell["source"]), None, cell["source"].splitlines(True), name)
+            self.ns[n] = getattr(self.probes, stand_ins[n])
+        name = f"<cell {cell.get('label') or index}>"
+        source = str(cell.get("source", ""))
+        linecache.cache[name] = (len(source), None, source.splitlines(True), name)
         before = {k: id(v) for k, v in self.ns.items()}
         try:
-            code = compile(cell["source"], name, "exec")
-            exec(code, self.ns)  # noqa: S102 - the student's notebook cell, sandboxed
+            exec(compile(source, name, "exec"), self.ns)  # noqa: S102 - the student's cell, sandboxed
         except BaseException as exc:  # noqa: BLE001 - SystemExit too: Jupyter keeps going
-            status = {"index": index, "status": "error", "error": _error_info(exc)}
+            status.update(status="error", error=_error_info(exc))
         status["seconds"] = round(time.monotonic() - started, 4)
-        status["at"] = round(time.monotonic(), 4)
         status["stand_ins"] = used
         self.bound[index] = {k for k, v in self.ns.items() if before.get(k) != id(v)}
         with contextlib.suppress(Exception):
             sys.stdout.flush()
             sys.stderr.flush()
-        self.emit("cell", status)
+        return status
 
-    # -- parts' cases, in forked part processes --
+    # -- snapshots: the state right after a part's cell, for probing it later --
 
-    def run_parts(self, parts):
-        """Probe these parts' cases in one forked process; after a crash a new one goes on
-        at the next case, after a hang at the next part (a hang on one input is a hang on all)."""
-        runnable = []
-        for part in parts:
-            spec = self.parts[part]
-            if spec["after"] in self.skip:
-                self.emit("partrun", {"part": part, "status": "not_run", "reason": "its cell died"})
-            else:
-                runnable.append(part)
-        flat = [(p, c) for p in runnable for c in self.parts[p]["cases"]]
-        start, texts = 0, {p: [] for p in runnable}
-        while start < len(flat):
-            pid, ctl, cap = _spawn(self._cases_child, runnable, flat, start)
-            msgs, outcome = _supervise(pid, ctl, cap, self._case_deadline())
-            for key in cap.keys():
-                if key.startswith("part:") and key[5:] in texts:
-                    texts[key[5:]].append(cap.text(key))
-            if outcome == "done":
-                break
-            kill_tree(self.zygote, keep=_ancestors())
-            started = [int(m.split()[1]) for m in msgs if m.startswith("start ")]
-            position = started[-1] if started else start
-            part, case = flat[position]
-            self.emit("case", {"record": {
-                "index": case["index"], "status": "timeout" if outcome == "timeout" else "crashed",
-                "error": {"type": "Timeout" if outcome == "timeout" else "Crash",
-                          "message": _death_message(outcome, self.limits, "case"), "last_line": ""},
-                "autograd_used": False}, "files": {}})
-            start = position + 1
-            if outcome == "timeout":
-                rest = [c for p, c in flat[start:] if p == part]
-                self._skip_cases(rest, "not run: an earlier input of this part timed out")
-                start += len(rest)
-        for part in runnable:
-            self.emit("part_output", {"part": part, "text": "".join(texts[part])[:CAPTURE_BYTES * 2]})
-            self.emit("partrun", {"part": part, "status": "ran"})
+    def snapshot(self, part):
+        wake_r, wake_w = os.pipe()
+        pid = os.fork()
+        if pid == 0:
+            try:
+                os.close(wake_w)
+                for _, (_, fd) in self.snapshots.items():
+                    os.close(fd)
+                self.snapshots = {}
+                if os.read(wake_r, 1) == b"g":
+                    os.close(wake_r)
+                    # The supervisor sends nothing more until this arrives, so no frame
+                    # meant for this process can sit unread in the executor's buffer.
+                    self.send({"op": "entered", "part": part})
+                    self.serve()
+            finally:
+                os._exit(0)
+        os.close(wake_r)
+        self.snapshots[part] = (pid, wake_w)
+        self.send({"op": "snapshot_done", "part": part})
 
-    def _skip_cases(self, cases, why):
-        for case in cases:
-            self.emit("case", {"record": {
-                "index": case["index"], "status": "timeout", "autograd_used": False,
-                "error": {"type": "Timeout", "last_line": "", "message": why}}, "files": {}})
+    def enter(self, part):
+        """Hand the channel to the part's snapshot until it leaves."""
+        pid, fd = self.snapshots.pop(part, (None, None))
+        if pid is None:
+            self.send({"op": "left", "part": part, "code": -1})
+            return
+        with contextlib.suppress(OSError):
+            os.write(fd, b"g")
+            os.close(fd)
+        self.send({"op": "left", "part": part, "code": _wait(pid)})
 
-    def _case_deadline(self):
-        def deadline(msg):
-            return time.monotonic() + self.limits["case_seconds"]
-        return deadline
+    # -- probers: answer one case at a time --
 
-    def _cases_child(self, ctl, parts, flat, start):
-        _set_limits(self.limits, headroom_mb=self.limits["probe_headroom_mb"])
-        for part in parts:
-            spec = self.parts[part]
-            if spec.get("first") is not None:
-                # Judged on its own cells: a name they did not bind is missing, not inherited.
-                own = set().union(*(self.bound.get(i, set())
-                                    for i in range(spec["first"], spec["after"] + 1)))
-                for name in spec.get("defines") or []:
-                    if name not in own:
-                        self.ns.pop(name, None)
-        base = dict(self.ns)  # each part's probes start from the same bindings
-        current, began = None, 0.0
-        for pos in range(start, len(flat)):
-            part, case = flat[pos]
-            if part != current:
-                if current is not None:
-                    self.ns.clear()
-                    self.ns.update(base)
-                current, began = part, time.monotonic()
-                _mark(f"part:{part}")
-            if time.monotonic() - began > self.limits["part_seconds"]:
-                self._skip_cases([case], "not run: this part used up its time")
+    def prober(self, parts):
+        pid = os.fork()
+        if pid == 0:
+            try:
+                for fd in [fd for _, fd in self.snapshots.values()]:
+                    os.close(fd)
+                self.snapshots = {}
+                self.probe_loop(parts)
+            finally:
+                os._exit(0)
+        self.send({"op": "prober_exit", "code": _wait(pid)})
+
+    def probe_loop(self, parts):
+        specs = {str(p.get("part")): p for p in parts if isinstance(p, dict)}
+        for spec in specs.values():
+            first, after = spec.get("first"), spec.get("after")
+            if first is None or after is None:
                 continue
-            _send_line(ctl, f"start {pos}")
-            self.emit("case", self.run_case(case))
-        _send_line(ctl, "done")
+            # Judged on its own cells: a name they did not bind is missing, not inherited.
+            own = set().union(*(self.bound.get(i, set()) for i in range(int(first), int(after) + 1)))
+            spec["drop"] = [n for n in spec.get("defines") or [] if n not in own]
+        base = dict(self.ns)
+        current = None
+        self.send({"op": "prober_ready"})
+        while True:
+            header, blobs = self.recv()
+            if header.get("op") != "case":
+                return
+            part = str(header.get("part"))
+            if part != current:
+                self.ns.clear()
+                self.ns.update(base)
+                for name in specs.get(part, {}).get("drop", []):
+                    self.ns.pop(name, None)
+                current = part
+            record, out_blobs = self.run_case(header, blobs)
+            with contextlib.suppress(Exception):
+                sys.stdout.flush()
+                sys.stderr.flush()
+            self.send({"op": "case_done", "index": header.get("index"), "record": record}, out_blobs)
 
-    def run_case(self, case):
-        idx = case["index"]
-        self.trip.used = False
+    def run_case(self, header, blobs):
+        idx = header.get("index")
         started = time.monotonic()
-        record, files = {"index": idx, "status": "ok"}, {}
+        record, out_blobs = {"index": idx, "status": "ok"}, []
+        names = header.get("inputs") or []
         try:
-            probe = getattr(self.probes, case["probe"])
-            inputs = {k: np.array(self.inputs[v], copy=True) for k, v in case["inputs"].items()}
-            record.update(_record_outputs(probe(self.ns, inputs), f"case_{idx}", files))
+            inputs = {str(k): wire.load_array(b) for k, b in zip(names, blobs)}
+            probe = getattr(self.probes, str(header.get("probe")))
+            self.probes.ask = self.ask
+            record.update(_record_outputs(probe(self.ns, inputs), out_blobs))
         except BaseException as exc:  # noqa: BLE001 - whatever student code raised
             record["status"] = "error"
             record["error"] = _error_info(exc)
-            text = str(exc)
-            if isinstance(exc, MemoryError) or "can't allocate memory" in text \
-                    or "not enough memory" in text:
-                record["error"]["memory"] = True
-        record["autograd_used"] = bool(self.trip.used)
+            extra = getattr(exc, "probe_values", None)  # what a probe saw before it failed
+            if isinstance(extra, dict):
+                record["values"] = {str(k)[:64]: str(v)[:4000] for k, v in list(extra.items())[:8]}
+        finally:
+            self.probes.ask = None
         record["seconds"] = round(time.monotonic() - started, 4)
-        record["at"] = round(time.monotonic(), 4)  # for profiling the harness itself
-        with contextlib.suppress(Exception):
-            sys.stdout.flush()
-            sys.stderr.flush()
-        return {"record": record, "files": {k: base64.b64encode(v).decode() for k, v in files.items()}}
+        return record, out_blobs
+
+    def ask(self, name, *tensors):
+        """Part 4's building blocks: the supervisor computes them, out of student reach."""
+        blobs = [wire.array_bytes(_plain_array(t)[0]) for t in tensors]
+        self.send({"op": "oracle", "fn": str(name)}, blobs)
+        header, reply = self.recv()
+        if header.get("op") != "oracle_result":
+            raise RuntimeError(str(header.get("error") or "the reference step is not available here"))
+        return [torch.from_numpy(wire.load_array(b)) for b in reply]
 
 
-def _death_message(outcome, limits, what):
-    if outcome == "timeout":
-        return f"it did not finish within {limits[what + '_seconds']} s (an infinite loop?)"
-    return "the process running it died (sys.exit/os._exit, a crash, or a memory or CPU limit)"
-
-
-# --- the zygote ------------------------------------------------------------------------
-
-def _wipe(folder, keep=None):
-    """Empty the private tmpfs. A kit that lives under /tmp is bound read-only inside it: keep
-    those mounts, but still empty the folders around them (student code can write there)."""
-    if keep is None:
-        exe_prefix = os.path.dirname(os.path.dirname(os.path.realpath(sys.executable)))
-        keep = {os.path.realpath(p) for p in (sys.prefix, sys.base_prefix)} | {exe_prefix}
-    for name in os.listdir(folder):
-        path = os.path.join(folder, name)
-        if path in keep:
+def _wait(pid):
+    while True:
+        try:
+            _, status = os.waitpid(pid, 0)
+            return os.waitstatus_to_exitcode(status)
+        except InterruptedError:
             continue
-        if any(k.startswith(path + "/") for k in keep):
-            _wipe(path, keep)
-            continue
+        except ChildProcessError:
+            return -1
+
+
+# --- the job's init --------------------------------------------------------------------
+
+def _mount(source, target, fstype, flags, data=None):
+    return _libc.mount(source and source.encode(), target.encode(), fstype and fstype.encode(),
+                       ctypes.c_ulong(flags), data and data.encode())
+
+
+def _private_mounts(limits, keep):
+    """A fresh, size-capped /tmp and /dev/shm for this job, and /io hidden. A kit that lives
+    under /tmp is bound back, read-only, on top of the new /tmp."""
+    held = []
+    for path in keep:
         with contextlib.suppress(OSError):
-            if os.path.isdir(path) and not os.path.islink(path):
-                shutil.rmtree(path, ignore_errors=True)
-            else:
-                os.unlink(path)
+            held.append((path, os.open(path, os.O_PATH)))
+    size = f"size={int(limits['tmpfs_mb'])}m,mode=1777"
+    ok = _mount("tmpfs", "/tmp", "tmpfs", MS_NOSUID | MS_NODEV, size) == 0
+    for path, fd in held:
+        with contextlib.suppress(OSError):
+            os.makedirs(path, exist_ok=True)
+            _mount(f"/proc/self/fd/{fd}", path, None, MS_BIND | MS_REC)
+            _mount(None, path, None, MS_REMOUNT | MS_BIND | MS_RDONLY | MS_NOSUID | MS_NODEV)
+        os.close(fd)
+    if os.path.isdir("/dev/shm"):
+        ok &= _mount("tmpfs", "/dev/shm", "tmpfs", MS_NOSUID | MS_NODEV,
+                     f"size={int(limits['shm_mb'])}m,mode=1777") == 0
+    if os.path.isdir("/io"):
+        ok &= _mount("tmpfs", "/io", "tmpfs", MS_RDONLY | MS_NOSUID | MS_NODEV, "size=4k") == 0
+    return ok
 
+
+def _job_init(chan, out_w, report_w, limits, workdir, probes, base_ns, keep, private):
+    """PID 1 of the job's namespace: never runs student code; reaps, and reports the
+    executor's death to the supervisor."""
+    if private and not _private_mounts(limits, keep):
+        os.write(report_w, wire.encode_line({"op": "setup_failed"}))
+    _prctl(PR_SET_DUMPABLE, 0)
+    if not private:
+        _prctl(PR_SET_CHILD_SUBREAPER, 1)  # no PID namespace: orphans must still re-attach here
+    if os.environ.get("GBK_SANDBOX_DEBUG"):
+        _DEBUG_FD[0] = os.dup(2)
+    pid = os.fork()
+    if pid == 0:
+        try:
+            os.close(report_w)
+            os.dup2(out_w, 1)
+            os.dup2(out_w, 2)
+            os.close(out_w)
+            with contextlib.suppress(OSError):
+                with open("/proc/self/oom_score_adj", "w") as f:
+                    f.write("1000")  # under memory pressure, the kernel kills student code first
+            _drop_capabilities()
+            os.chdir(workdir)
+            _set_limits(limits)
+            sys.stdout = io.TextIOWrapper(os.fdopen(1, "wb", closefd=False), line_buffering=True,
+                                          errors="replace")
+            sys.stderr = io.TextIOWrapper(os.fdopen(2, "wb", closefd=False), line_buffering=True,
+                                          errors="replace")
+            signal.signal(signal.SIGINT, signal.default_int_handler)
+            ex = Executor(chan, probes, base_ns)
+            _Tripwire(lambda h: ex.send(h)).install()  # before any student code runs
+            ex.serve()
+        finally:
+            os._exit(0)
+    chan.close()
+    os.close(out_w)
+    while True:
+        try:
+            done, status = os.waitpid(-1, 0)
+        except ChildProcessError:
+            time.sleep(1)  # nothing left; wait to be killed
+            continue
+        except InterruptedError:
+            continue
+        if done == pid:
+            with contextlib.suppress(OSError):
+                os.write(report_w, wire.encode_line(
+                    {"op": "executor_exit", "code": os.waitstatus_to_exitcode(status)}))
+
+
+# --- the template ----------------------------------------------------------------------
 
 def _warm_up():
-    """Pay torch's lazy imports once here, not in every forked child: the first
-    autograd call alone pulls in sympy (about a second)."""
+    """Pay torch's lazy imports once here, not in every job: the first autograd call alone
+    pulls in sympy (about a second)."""
     x = torch.randn(3, 2, requires_grad=True)
     torch.autograd.grad((x * 2).sum(), [x], grad_outputs=torch.ones(()))
     (x.relu() ** 2).mean().backward()
@@ -716,41 +502,31 @@ def _warm_up():
     np.save(io.BytesIO(), np.zeros(2), allow_pickle=False)
 
 
+def _kept_under_tmp():
+    """What of the interpreter lives under /tmp (a kit checked out there): kept visible."""
+    exe_prefix = os.path.dirname(os.path.dirname(os.path.realpath(sys.executable)))
+    paths = {os.path.realpath(p) for p in (sys.prefix, sys.base_prefix)} | {exe_prefix}
+    here = os.path.dirname(os.path.abspath(__file__))
+    paths.add(here)
+    return sorted(p for p in paths if p.startswith("/tmp/"))
 
-class Zygote:
-    """Imported torch once; forks one chain per submission and relays what it reports."""
 
-    def __init__(self, proto_in, proto_out, isolation, workdir):
-        self.proto_in, self.proto_out = proto_in, proto_out
-        self.isolation, self.workdir = isolation, workdir
-        self.inputs, self.probes = {}, None
-        self.base_ns = None
+class Template:
+    """Forked from the supervisor before any secret reaches it; forks one job per request."""
 
-    def reply(self, payload):
-        self.proto_out.write(json.dumps(payload, separators=(",", ":")) + "\n")
-        self.proto_out.flush()
-
-    def init(self, request):
-        folder = request["inputs_dir"]
-        for name in sorted(os.listdir(folder)):
-            if name.endswith(".npy"):
-                self.inputs[name[:-4]] = np.load(os.path.join(folder, name), allow_pickle=False)
+    def __init__(self, sock, request, isolation, workdir):
+        self.sock, self.isolation, self.workdir = sock, isolation, workdir
         module = types.ModuleType("probes")
-        exec(compile(request["probes"], "<probes>", "exec"), module.__dict__)  # noqa: S102
+        exec(compile(request["probes"], "<probes>", "exec"), module.__dict__)  # noqa: S102 - trusted
         self.probes = module
         _warm_up()
         self.base_ns = self._run_prefix(request.get("prefix") or [])
-        # Forked children then neither traverse nor copy-on-write the zygote's objects for GC.
+        self.keep = _kept_under_tmp()
         gc.collect()
-        gc.freeze()
-        self.reply({"op": "ready", "pid": os.getpid(), "inputs": len(self.inputs),
-                    "torch": torch.__version__, "isolation": self.isolation})
+        gc.freeze()  # forked jobs neither traverse nor copy-on-write these objects for GC
 
     def _run_prefix(self, sources):
-        """The instructor's leading locked cells (imports, data, weights) run once, here,
-        so every submission starts from their state instead of paying for them again."""
-        if not sources:
-            return None
+        """The instructor's leading locked cells (imports, data, weights) run once, here."""
         import builtins
         ns = {"__name__": "__main__", "__builtins__": builtins}
         here = os.getcwd()
@@ -762,72 +538,655 @@ class Zygote:
             os.chdir(here)
         return ns
 
-    def grade(self, request):
-        started = time.monotonic()
-        limits = request["limits"]
-        limits["workdir"] = self.workdir
-        report_r, report_w = os.pipe()
-        # Only the chain's real end carries this: blind writes to inherited fds can't cut it short.
-        request["token"] = os.urandom(16).hex()
+    def serve(self):
+        self.sock.sendall(b"R")
+        while True:
+            try:
+                msg, fds, _, _ = socket.recv_fds(self.sock, 4096, 4)
+            except OSError:
+                os._exit(0)
+            if not msg:
+                os._exit(0)
+            request = json.loads(msg.decode())
+            self.spawn(request, fds)
+
+    def spawn(self, request, fds):
+        chan_fd, out_w, report_w = fds
         pid = os.fork()
         if pid == 0:
             try:
-                os.close(report_r)
-                for fd in (self.proto_in.fileno(), self.proto_out.fileno()):
-                    os.close(fd)  # student code must never reach the protocol stream
-                os.setsid()
-                Job(request, self.inputs, self.probes, os.getppid(), report_w, self.base_ns).root()
+                self.sock.close()
+                self._job(request, socket.socket(fileno=chan_fd), out_w, report_w)
             finally:
                 os._exit(0)
-        os.close(report_w)
-        collected, status = self.collect(report_r, started + limits["job_seconds"],
-                                         limits["report_mb"] * 1024 * 1024, request["token"])
-        kill_tree(os.getpid())
-        os.close(report_r)
-        if self.isolation == "bwrap":
-            _wipe("/tmp")  # the sandbox's private tmpfs: nothing passes to the next submission
-        collected.update({"op": "done", "job": request["job"], "status": status,
-                          "seconds": round(time.monotonic() - started, 3)})
-        self.reply(collected)
+        for fd in fds:
+            os.close(fd)
+        _wait(pid)
 
-    def collect(self, fd, deadline, cap_bytes, token):
-        out = {"cells": [], "cell_outputs": [], "partruns": [], "part_outputs": [], "cases": []}
-        keys = {"cell": "cells", "cell_output": "cell_outputs", "partrun": "partruns",
-                "part_output": "part_outputs", "case": "cases"}
-        buf, total, status = b"", 0, "incomplete"
-        os.set_blocking(fd, False)
-        while True:
-            remaining = deadline - time.monotonic()
-            if remaining <= 0:
-                return out, "timeout"
-            ready, _, _ = select.select([fd], [], [], min(remaining, 0.2))
-            _reap()  # chain processes that handed over end as our (subreaper's) children
-            if not ready:
-                continue
+    def _job(self, request, chan, out_w, report_w):
+        """Make the job's namespaces, start its init, and tell the supervisor its pid."""
+        uid, gid = os.getuid(), os.getgid()
+        private = self.isolation == "bwrap" and _libc.unshare(CLONE_NEWUSER | CLONE_NEWPID | CLONE_NEWNS) == 0
+        if private:
             try:
-                chunk = os.read(fd, 1 << 20)
+                for name, text in (("setgroups", "deny"), ("uid_map", f"{uid} {uid} 1"),
+                                   ("gid_map", f"{gid} {gid} 1")):
+                    with open(f"/proc/self/{name}", "w") as f:
+                        f.write(text)
+            except OSError:
+                os.write(report_w, wire.encode_line({"op": "setup_failed"}))
+                return
+        limits = request["limits"]
+        pid = os.fork()
+        if pid == 0:
+            try:
+                _job_init(chan, out_w, report_w, limits, self.workdir, self.probes,
+                          self.base_ns if request.get("use_base") else None, self.keep, private)
+            finally:
+                os._exit(0)
+        os.write(report_w, wire.encode_line({"op": "spawned", "pid": pid, "private": private}))
+
+
+# --- the supervisor --------------------------------------------------------------------
+
+class JobLost(Exception):
+    """The job's processes stopped answering as the protocol says (death, hang, garbage)."""
+
+    def __init__(self, why, outcome="died"):
+        super().__init__(why)
+        self.why, self.outcome = why, outcome
+
+
+class Job:
+    """One job's processes as the supervisor sees them: a channel, the output pipe, and the
+    init's reports. Every read checks who sent what (the kernel tells the sender's pid)."""
+
+    def __init__(self, sup, limits):
+        self.sup, self.limits = sup, limits
+        ours, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_STREAM)
+        ours.setsockopt(socket.SOL_SOCKET, socket.SO_PASSCRED, 1)
+        out_r, out_w = os.pipe()
+        rep_r, rep_w = os.pipe()
+        try:
+            socket.send_fds(sup.template, [json.dumps({"op": "spawn", "limits": limits,
+                                                       "use_base": bool(sup.skip_prefix)}).encode()],
+                            [theirs.fileno(), out_w, rep_w])
+        except OSError as exc:
+            raise JobLost(f"the template is gone ({exc.strerror})", "sandbox") from None
+        finally:
+            theirs.close()
+        os.close(out_w)
+        os.close(rep_w)
+        self.chan, self.out, self.rep = ours, out_r, rep_r
+        for fd in (out_r, rep_r):
+            os.set_blocking(fd, False)
+        self.chan.setblocking(False)
+        self.reader = wire.FrameReader()
+        self.frames = []          # (pid, header, blobs) not yet consumed
+        self.rep_buf = b""
+        self.output = bytearray()  # what the job printed since the last take_output()
+        self.dropped = 0
+        self.keep_output = True
+        self.pid = None            # the job init's pid
+        self.private = False
+        self.executor_dead = False
+        self.autograd = False
+        self.prober_pid = None
+        self.frame_pid = None
+        self.out_open = self.rep_open = True
+        deadline = time.monotonic() + 30
+        while self.pid is None:
+            self._pump(deadline, "the job did not start")
+
+    # -- reading --
+
+    def _pump(self, deadline, why):
+        remaining = deadline - time.monotonic()
+        if remaining <= 0:
+            raise JobLost(why, "timeout")
+        ready = select.select([self.chan] + self._pipes(), [], [], min(remaining, 0.5))[0]
+        _reap()
+        if self.out in ready:
+            self._read_output()
+        if self.rep in ready:
+            self._read_reports()
+        if self.chan in ready:
+            self._read_chan()
+
+    def _pipes(self):
+        return [fd for fd, is_open in ((self.out, self.out_open), (self.rep, self.rep_open)) if is_open]
+
+    def _read_output(self):
+        while True:
+            try:
+                chunk = os.read(self.out, 1 << 16)
             except BlockingIOError:
-                continue
+                return
             if not chunk:
-                return out, status
-            total += len(chunk)
-            if total > cap_bytes:
-                return out, "report_too_large"
-            buf += chunk
-            while b"\n" in buf:
-                line, buf = buf.split(b"\n", 1)
-                if not line.startswith(b"json "):
-                    continue
-                kind, _, payload = line[5:].partition(b" ")
-                kind = kind.decode("ascii", "replace")
-                if kind == "finished":
-                    with contextlib.suppress(ValueError, AttributeError):
-                        if json.loads(payload).get("token") == token:
-                            return out, "finished"
-                    continue
-                if kind in keys:
-                    with contextlib.suppress(ValueError):
-                        out[keys[kind]].append(json.loads(payload))
+                self.out_open = False
+                return
+            if self.keep_output:
+                room = max(CAPTURE_BYTES - len(self.output), 0)
+                self.output += chunk[:room]
+                self.dropped += max(len(chunk) - room, 0)
+
+    def _read_reports(self):
+        try:
+            chunk = os.read(self.rep, 4096)
+        except BlockingIOError:
+            return
+        self.rep_buf += chunk
+        while b"\n" in self.rep_buf:
+            line, self.rep_buf = self.rep_buf.split(b"\n", 1)
+            with contextlib.suppress(ValueError):
+                msg = json.loads(line)
+                if msg.get("op") == "spawned" and self.pid is None:
+                    self.pid, self.private = int(msg["pid"]), bool(msg.get("private"))
+                elif msg.get("op") == "executor_exit":
+                    self.executor_dead = True
+                elif msg.get("op") == "setup_failed":
+                    raise JobLost("the job's private namespaces could not be set up", "sandbox")
+        if not chunk:
+            self.rep_open = False
+            if self.pid is None:
+                raise JobLost("the template did not start the job", "sandbox")
+
+    def _read_chan(self):
+        while True:
+            try:
+                data, anc, _, _ = self.chan.recvmsg(1 << 20, socket.CMSG_SPACE(12))
+            except BlockingIOError:
+                return
+            if not data:
+                self.executor_dead = True  # every job process closed the channel
+                return
+            pid = None
+            for level, kind, payload in anc:
+                if level == socket.SOL_SOCKET and kind == socket.SCM_CREDENTIALS:
+                    pid = struct.unpack("3i", payload[:12])[0]
+            if self.reader.buf and pid != self.frame_pid:
+                raise JobLost("two processes wrote into one message")
+            self.frame_pid = pid
+            try:
+                frames = self.reader.feed(data)
+            except wire.WireError as exc:
+                raise JobLost(f"garbled message ({exc})") from None
+            for header, blobs in frames:
+                if header.get("op") == "autograd":
+                    self.autograd = True  # the tripwire: recorded here, out of student reach
+                else:
+                    self.frames.append((pid, header, blobs))
+
+    def expect(self, ops, deadline, why, *, pid=None):
+        """The next frame whose op is one of `ops` (from `pid` when given); others are noise."""
+        while True:
+            while self.frames:
+                sender, header, blobs = self.frames.pop(0)
+                if header.get("op") in ops and (pid is None or sender == pid):
+                    return sender, header, blobs
+            if self.executor_dead:
+                raise JobLost("the process running your code died")
+            self._pump(deadline, why)
+
+    def send(self, header, blobs=(), deadline=None):
+        data = memoryview(wire.encode_frame(header, blobs))
+        deadline = deadline or time.monotonic() + 30
+        while data:
+            if time.monotonic() > deadline:
+                raise JobLost("the job stopped reading", "timeout")
+            w = select.select(self._pipes(), [self.chan], [], 0.5)
+            if self.out in w[0]:
+                self._read_output()
+            if self.rep in w[0]:
+                self._read_reports()
+            if self.chan in w[1]:
+                try:
+                    data = data[self.chan.send(data):]
+                except BlockingIOError:
+                    pass
+                except OSError as exc:
+                    raise JobLost(f"the job's channel broke ({exc.strerror})") from None
+            if self.executor_dead:
+                raise JobLost("the process running your code died")
+
+    def take_output(self):
+        with contextlib.suppress(Exception):
+            self._read_output()
+        text = bytes(self.output).decode("utf-8", "replace")
+        if self.dropped:
+            text += f"\n[... {self.dropped} more bytes of output not shown]"
+        self.output, self.dropped = bytearray(), 0
+        return text
+
+    def kill(self):
+        """SIGKILL the job's init: the kernel kills every process of its PID namespace."""
+        if self.pid:
+            with contextlib.suppress(OSError):
+                os.kill(self.pid, signal.SIGKILL)
+            if self.private:
+                _wait(self.pid)
+            else:
+                _kill_descendants(self.pid)
+                _wait(self.pid)
+        for thing in (self.chan,):
+            with contextlib.suppress(OSError):
+                thing.close()
+        for fd in (self.out, self.rep):
+            with contextlib.suppress(OSError):
+                os.close(fd)
+        _reap()
+
+
+def _kill_descendants(root):
+    """Weak isolation levels only (no PID namespace): the job init is a subreaper, so its
+    strays are its descendants in /proc. The bwrap level never needs this."""
+    for _ in range(50):
+        parents = {}
+        for name in os.listdir("/proc"):
+            if name.isdigit():
+                with contextlib.suppress(OSError, ValueError, IndexError):
+                    with open(f"/proc/{name}/stat", "rb") as f:
+                        data = f.read()
+                    parents[int(name)] = int(data[data.rindex(b")") + 2:].split()[1])
+        victims = set()
+        for pid in parents:
+            p, seen = pid, 0
+            while p in parents and seen < 64:
+                p, seen = parents[p], seen + 1
+                if p == root:
+                    victims.add(pid)
+                    break
+        if not victims:
+            return
+        for pid in victims:
+            with contextlib.suppress(OSError):
+                os.kill(pid, signal.SIGKILL)
+        time.sleep(0.005)
+
+
+class Grading:
+    """The supervisor's run of one submission: it asks, the job answers, it decides."""
+
+    def __init__(self, sup, request):
+        self.sup = sup
+        self.limits = request["limits"]
+        self.cells = request["cells"]
+        self.parts = request["parts"]
+        self.started = time.monotonic()
+        self.deadline = self.started + float(self.limits["job_seconds"])
+        self.skip = set()
+        self.cell_status = {}
+        self.cell_output = {}
+        self.partruns = {}
+        self.cases = {}
+        # Probing plan: parts whose names a later cell rebinds are probed from a snapshot
+        # taken right after their own cell; the rest from the state after the last cell.
+        self.snap_after = {}
+        for part, spec in self.parts.items():
+            if not spec.get("deferred"):
+                self.snap_after.setdefault(int(spec["after"]), []).append(part)
+        order = sorted((p for p in self.parts if not self.parts[p].get("deferred")),
+                       key=lambda p: self.parts[p]["after"])
+        order += [p for p in self.parts if self.parts[p].get("deferred")]
+        self.todo = [(p, c) for p in order for c in self.parts[p].get("cases", [])]
+        self.group = {p: ("snap", p) if not self.parts[p].get("deferred") else ("final", "")
+                      for p in self.parts}
+        self.pos = 0
+        self.asking = None      # what the job was last asked and has not answered
+        self.job = None
+        self.holder = None      # which state serves the channel: None (executor), or a part
+        self.prober = None      # (group, pid, fresh)
+        self.part_started = {}
+        self.status = "finished"
+
+    # -- the whole run, with replays after a death or a hang --
+
+    def run(self):
+        replays = 0
+        while True:
+            try:
+                self.job = Job(self.sup, self.limits)
+                self.holder, self.prober = None, None
+                self.run_cells()
+                self.probe()
+                break
+            except JobLost as lost:
+                if lost.outcome == "sandbox":
+                    self.status = "sandbox_failure"
+                    break
+                if time.monotonic() >= self.deadline:
+                    self.status = "timeout"
+                    break
+                self.lost(lost)
+                replays += 1
+                if replays > MAX_REPLAYS:
+                    self.give_up("not run: the submission's processes kept dying")
+                    break
+            finally:
+                if self.job is not None:
+                    self.job.kill()
+                    self.job = None
+        self.give_up("not run: the submission ran out of time")
+        return self.report()
+
+    def lost(self, lost):
+        """What was outstanding when the job was lost fails; the rest is asked again."""
+        kind, key = self.asking or (None, None)
+        self.asking = None
+        outcome = "timeout" if lost.outcome == "timeout" else "died"
+        if kind in ("cell", "snapshot"):
+            self.skip.add(key)
+            self.cell_status[key] = {"index": key, "status": outcome, "error": {
+                "type": "Timeout" if outcome == "timeout" else "Crash",
+                "message": _death_message(outcome, self.limits, "cell"), "last_line": ""}}
+            self.cell_output[key] = self.job.take_output() if self.job else ""
+            for part in self.snap_after.get(key, []):
+                self.partruns[part] = {"part": part, "status": "not_run",
+                                       "reason": f"its cell {'timed out' if outcome == 'timeout' else 'died'}"}
+        elif kind == "case" and self.pos < len(self.todo):
+            part = self.todo[self.pos][0]
+            self.fail_case(key, "timeout" if outcome == "timeout" else "crashed")
+            self.pos += 1
+            if outcome == "timeout":
+                self.skip_rest_of_part(part, "not run: an earlier input of this part timed out")
+        elif kind in ("prober", "enter") and self.pos < len(self.todo):
+            self.skip_rest_of_part(self.todo[self.pos][0],
+                                   "not run: the process holding this part's state died")
+
+    # -- cells --
+
+    def run_cells(self):
+        job = self.job
+        for index, cell in enumerate(self.cells):
+            if index < int(self.sup.skip_prefix) or index in self.skip:
+                continue
+            self.asking = ("cell", index)
+            job.take_output()
+            job.send({"op": "cell", "index": index, "source": cell["source"],
+                      "label": cell.get("grade_id"), "stand_ins": cell.get("stand_ins") or {}})
+            _, header, _ = job.expect({"cell_done"}, min(self.deadline, time.monotonic()
+                                                          + float(self.limits["cell_seconds"])),
+                                      "the cell did not finish in time")
+            if header.get("index") != index:
+                raise JobLost("the cell's answer did not match the question")
+            self.cell_status[index] = {k: header.get(k) for k in ("index", "status", "error",
+                                                                   "seconds", "stand_ins")}
+            self.cell_output[index] = job.take_output()
+            for part in self.snap_after.get(index, []):
+                self.asking = ("snapshot", index)
+                job.send({"op": "snapshot", "part": part})
+                job.expect({"snapshot_done"}, time.monotonic() + 30, "the snapshot did not start")
+            self.asking = None
+        job.keep_output = False  # nothing printed while hidden inputs are out reaches anyone
+
+    # -- probing --
+
+    def probe(self):
+        while self.pos < len(self.todo):
+            part, case = self.todo[self.pos]
+            spec = self.parts[part]
+            if spec["after"] in self.skip and not spec.get("deferred"):
+                self.fail_case(case["index"], "not_run", "not run: its cell died")
+                self.pos += 1
+                continue
+            began = self.part_started.setdefault(part, time.monotonic())
+            if time.monotonic() - began > float(self.limits["part_seconds"]):
+                self.fail_case(case["index"], "timeout", "not run: this part used up its time")
+                self.pos += 1
+                continue
+            fresh = bool(case.get("peak_mb"))
+            self.ensure_prober(part, fresh=fresh)
+            self.ask_case(part, case)
+            if fresh and self.prober:
+                self.end_prober()
+        if self.prober:
+            self.end_prober()
+        if self.holder is not None:
+            self.leave()
+        for part in self.parts:
+            self.partruns.setdefault(part, {"part": part, "status": "ran"})
+
+    def ensure_prober(self, part, *, fresh):
+        group = self.group[part]
+        if self.prober and (self.prober[0] != group or fresh):
+            self.end_prober()
+        if self.prober:
+            return
+        want = part if group[0] == "snap" else None
+        if self.holder != want:
+            if self.holder is not None:
+                self.leave()
+            if want is not None:
+                self.asking = ("enter", want)
+                self.job.send({"op": "enter", "part": want})
+                _, woke, _ = self.job.expect({"entered", "left"}, time.monotonic() + 30,
+                                             "the snapshot did not wake")
+                if woke.get("op") == "left":  # no snapshot of that part (its cell died)
+                    raise JobLost("the part's snapshot is missing")
+                self.holder = want
+        members = [p for p in self.parts if self.group[p] == group]
+        specs = [{"part": p, "first": self.parts[p].get("first"), "after": self.parts[p]["after"],
+                  "defines": self.parts[p].get("defines") or []} for p in members]
+        self.asking = ("prober", part)
+        self.job.send({"op": "prober", "parts": specs})
+        pid, _, _ = self.job.expect({"prober_ready"}, time.monotonic() + 30,
+                                    "the prober did not start")
+        self.prober = (group, pid, _status_kb(pid, "VmRSS"))
+        self.asking = None
+
+    def end_prober(self):
+        self.asking = ("prober_end", None)
+        self.job.send({"op": "end"})
+        self.job.expect({"prober_exit"}, time.monotonic() + 10, "the prober did not end")
+        self.prober = None
+        self.asking = None
+
+    def leave(self):
+        self.asking = ("leave", self.holder)
+        self.job.send({"op": "leave"})
+        self.job.expect({"left"}, time.monotonic() + 10, "the snapshot did not end")
+        self.holder = None
+        self.asking = None
+
+    def ask_case(self, part, case):
+        job, idx = self.job, case["index"]
+        inputs = self.sup.inputs
+        names = list(case["inputs"])
+        blobs = [inputs[case["inputs"][k]] for k in names]
+        self.asking = ("case", idx)
+        job.autograd = False
+        deadline = min(self.deadline, time.monotonic() + float(self.limits["case_seconds"]))
+        job.send({"op": "case", "index": idx, "part": part, "probe": case["probe"],
+                  "inputs": names}, blobs, deadline=deadline)
+        prober_pid = self.prober[1]
+        oracle_calls = 0
+        while True:
+            try:
+                sender, header, blobs = job.expect({"case_done", "oracle", "prober_exit"}, deadline,
+                                                   "the case did not finish in time")
+            except JobLost as lost:
+                if lost.outcome == "timeout" and self.stop_prober(prober_pid):
+                    self.asking = None
+                    self.fail_case(idx, "timeout")
+                    self.pos += 1
+                    self.skip_rest_of_part(part, "not run: an earlier input of this part timed out")
+                    return
+                raise
+            op = header.get("op")
+            if op == "prober_exit":
+                self.prober = None
+                self.asking = None
+                self.fail_case(idx, "crashed")
+                self.pos += 1
+                return
+            if sender != prober_pid:
+                continue  # only the prober that was asked may answer
+            if op == "oracle":
+                oracle_calls += 1
+                reply = self.sup.oracle(part, header, blobs, oracle_calls)
+                job.send(*reply, deadline=deadline)
+                continue
+            if header.get("index") != idx or not isinstance(header.get("record"), dict):
+                raise JobLost("the case's answer did not match the question")
+            record = header["record"]
+            record["index"] = idx
+            record["autograd_used"] = job.autograd
+            files = {f"case_{idx}__{i}.npy": wire.b64(b) for i, b in enumerate(blobs)}
+            if case.get("peak_mb"):
+                self.measure(record, case, prober_pid)
+            self.cases[idx] = {"record": record, "files": files}
+            self.asking = None
+            self.pos += 1
+            return
+
+    def measure(self, record, case, pid):
+        """Peak memory the case used, read by the supervisor from the kernel (VmHWM of the
+        fresh prober minus its size when it was ready): not what the process says."""
+        base, peak = self.prober[2], _status_kb(pid, "VmHWM")
+        if base is None or peak is None:
+            record.update(status="error", error={"type": "MemoryError", "memory": True, "last_line": "",
+                                                 "message": "its memory use could not be measured"})
+            return
+        used = max(peak - base, 0) / 1024
+        record["peak_mb"] = round(used, 1)
+        if used > float(case["peak_mb"]) and record.get("status") == "ok":
+            record.update(status="error", error={
+                "type": "MemoryError", "memory": True, "last_line": "",
+                "message": f"it used {used:.0f} MB at its peak, more than the {case['peak_mb']} MB "
+                           "this input allows"})
+
+    def stop_prober(self, pid):
+        """A hung prober: kill it (its pid came from the kernel) and wait for its holder's report."""
+        with contextlib.suppress(OSError):
+            os.kill(pid, signal.SIGKILL)
+        try:
+            self.job.expect({"prober_exit"}, time.monotonic() + 5, "the prober's holder hung")
+        except JobLost:
+            return False
+        self.prober = None
+        return True
+
+    def fail_case(self, idx, outcome, why=None):
+        if idx is None or idx in self.cases:
+            return
+        typ = {"timeout": "Timeout", "crashed": "Crash"}.get(outcome, "NotRun")
+        self.cases[idx] = {"record": {
+            "index": idx, "status": "crashed" if outcome == "crashed" else "timeout",
+            "autograd_used": bool(self.job and self.job.autograd),
+            "error": {"type": typ, "last_line": "",
+                      "message": why or _death_message(outcome, self.limits, "case")}}, "files": {}}
+
+    def skip_rest_of_part(self, part, why):
+        while self.pos < len(self.todo) and self.todo[self.pos][0] == part:
+            self.fail_case(self.todo[self.pos][1]["index"], "timeout", why)
+            self.pos += 1
+
+    def give_up(self, why):
+        for index in range(len(self.cells)):
+            if index >= int(self.sup.skip_prefix) and index not in self.cell_status:
+                self.cell_status[index] = {"index": index, "status": "not_run"}
+        for _, case in self.todo:
+            if case["index"] not in self.cases:
+                self.fail_case(case["index"], "timeout", why)
+                if self.status == "finished" and "time" in why:
+                    self.status = "timeout"
+
+    def report(self):
+        return {"cells": list(self.cell_status.values()),
+                "cell_outputs": [{"index": i, "text": t} for i, t in self.cell_output.items()],
+                "partruns": list(self.partruns.values()), "part_outputs": [],
+                "cases": list(self.cases.values()), "status": self.status}
+
+
+def _death_message(outcome, limits, what):
+    if outcome == "timeout":
+        return f"it did not finish within {limits[what + '_seconds']} s (an infinite loop?)"
+    return "the process running it died (sys.exit/os._exit, a crash, or a memory or CPU limit)"
+
+
+class Supervisor:
+    """PID 1 of the sandbox: the host's only peer. Owns the plan, the inputs, the oracles,
+    the clocks and the end of every job; runs no student code."""
+
+    def __init__(self, proto_in, proto_out, isolation, workdir):
+        self.proto_in, self.proto_out = proto_in, proto_out
+        self.isolation, self.workdir = isolation, workdir
+        self.inputs = {}
+        self.oracles = None
+        self.template = None
+        self.template_pid = None
+        self.skip_prefix = 0
+
+    def reply(self, payload):
+        self.proto_out.write(json.dumps(payload, separators=(",", ":")) + "\n")
+        self.proto_out.flush()
+
+    def init(self, request):
+        ours, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_STREAM)
+        pid = os.fork()
+        if pid == 0:
+            try:
+                ours.close()
+                for fd in (self.proto_in.fileno(), self.proto_out.fileno()):
+                    os.close(fd)
+                Template(theirs, request, self.isolation, self.workdir).serve()
+            finally:
+                os._exit(0)
+        theirs.close()
+        self.template, self.template_pid = ours, pid
+        if ours.recv(1) != b"R":
+            raise RuntimeError("the template did not start")
+        # Only now, with the template forked, do the secrets come in.
+        folder = request["inputs_dir"]
+        for name in sorted(os.listdir(folder)):
+            if name.endswith(".npy"):
+                with open(os.path.join(folder, name), "rb") as f:
+                    self.inputs[name[:-4]] = f.read()
+        if request.get("oracles"):
+            module = types.ModuleType("oracles")
+            exec(compile(request["oracles"], "<oracles>", "exec"), module.__dict__)  # noqa: S102
+            self.oracles = module
+        self.oracle_parts = set(request.get("oracle_parts") or [])
+        self.reply({"op": "ready", "pid": os.getpid(), "inputs": len(self.inputs),
+                    "torch": torch.__version__, "isolation": self.isolation})
+
+    def oracle(self, part, header, blobs, calls):
+        """Answer a part-4 building block's question, or refuse it."""
+        fn = getattr(self.oracles, str(header.get("fn")), None) if self.oracles else None
+        if part not in self.oracle_parts or fn is None or str(header.get("fn")).startswith("_"):
+            return {"op": "oracle_refused", "error": "no reference steps for this part"}, []
+        if calls > ORACLE_CALLS:
+            return {"op": "oracle_refused", "error": "too many calls of the reference steps"}, []
+        arrays = [wire.load_array(b) for b in blobs]
+        if any(a is None for a in arrays):
+            return {"op": "oracle_refused", "error": "the reference step got something that is not a tensor"}, []
+        try:
+            result = fn(*[torch.from_numpy(a) for a in arrays])
+            return {"op": "oracle_result"}, [wire.array_bytes(t.detach().numpy()) for t in result]
+        except Exception as exc:  # noqa: BLE001 - shapes the student passed may not fit
+            return {"op": "oracle_refused", "error": f"{type(exc).__name__}: {str(exc)[:300]}"}, []
+
+    def grade(self, request):
+        started = time.monotonic()
+        self.skip_prefix = int(request.get("skip", 0))
+        if self.template_pid is None or not _alive(self.template_pid):
+            self.reply({"op": "done", "job": request["job"], "status": "sandbox_failure",
+                        "clean": False, "cells": [], "cases": [], "partruns": [],
+                        "cell_outputs": [], "part_outputs": []})
+            return
+        report = Grading(self, request).run()
+        report.update({"op": "done", "job": request["job"], "clean": self.clean(),
+                       "seconds": round(time.monotonic() - started, 3)})
+        self.reply(report)
+
+    def clean(self):
+        """Can the sandbox prove that nothing of the job is left? Only the supervisor and the
+        template may exist in its PID namespace (weaker levels cannot prove it)."""
+        _reap()
+        if self.isolation != "bwrap":
+            return _alive(self.template_pid)
+        pids = {int(n) for n in os.listdir("/proc") if n.isdigit()}
+        return pids <= {os.getpid(), self.template_pid} and _alive(self.template_pid)
 
     def serve(self):
         for line in self.proto_in:
@@ -838,9 +1197,17 @@ class Zygote:
             elif op == "grade":
                 self.grade(request)
             elif op == "ping":
-                self.reply({"op": "pong"})
+                self.reply({"op": "pong", "clean": self.clean()})
             elif op == "quit":
                 return
+
+
+def _alive(pid):
+    try:
+        done, _ = os.waitpid(pid, os.WNOHANG)
+    except ChildProcessError:
+        return False
+    return done == 0
 
 
 def _args(argv):
@@ -860,10 +1227,10 @@ def main():
     os.dup2(null, 0)
     os.dup2(null, 1)
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # as PID 1, only handled signals arrive
-    _prctl(PR_SET_CHILD_SUBREAPER, 1)  # orphans of student code re-attach here, findable
-    _prctl(PR_SET_DUMPABLE, 0)         # no /proc/<zygote>/mem or fd access from children
+    _prctl(PR_SET_CHILD_SUBREAPER, 1)  # outside bwrap, job inits re-attach here when orphaned
+    _prctl(PR_SET_DUMPABLE, 0)         # no /proc/<pid>/mem, fd or ptrace access from jobs
     torch.set_num_threads(1)
-    Zygote(proto_in, proto_out, isolation, workdir).serve()
+    Supervisor(proto_in, proto_out, isolation, workdir).serve()
 
 
 if __name__ == "__main__":

@@ -20,7 +20,7 @@ from pathlib import Path
 import numpy as np
 
 log = logging.getLogger("autograder.sandbox")
-INSIDE = Path(__file__).with_name("inside.py")
+INSIDE = Path(__file__).with_name("inside.py")  # with its sibling wire.py: all the sandbox runs
 WORKDIR = "/home/student"
 LEVELS = ("bwrap", "namespaces", "rlimits")
 DESCRIPTIONS = {
@@ -37,8 +37,6 @@ DESCRIPTIONS = {
 class Limits:
     """Per-submission resource limits; every number is a setting with a reason."""
     memory_mb: int = 2048      # RLIMIT_AS of the cells' processes: torch alone maps ~1 GB
-    probe_headroom_mb: int = 512  # a probe may map this much on top of what the grader holds:
-    #                               part 7's memory case needs more only as an (n, in, out) product
     cpu_seconds: int = 60      # RLIMIT_CPU per process, a backstop behind the wall clocks below
     file_mb: int = 16          # RLIMIT_FSIZE: the only writable place is a small tmpfs anyway
     cell_seconds: float = 30   # wall clock for one notebook cell's top-level code
@@ -46,7 +44,8 @@ class Limits:
     part_seconds: float = 60   # wall clock for all probes of one part
     job_seconds: float = 300   # wall clock for the whole submission
     report_mb: int = 96        # what one submission may send back, in total
-    tmpfs_mb: int = 256        # the sandbox's private /tmp
+    tmpfs_mb: int = 256        # each submission's private /tmp
+    shm_mb: int = 64           # each submission's private /dev/shm
     pids: int = 256            # pids cgroup limit (processes + threads), where cgroups are writable
 
     def to_wire(self) -> dict:
@@ -153,6 +152,11 @@ class _Cgroup:
                     time.sleep(0.05)
 
 
+def _failure() -> dict:
+    return {"status": "sandbox_failure", "cells": [], "cases": [], "partruns": [],
+            "cell_outputs": [], "part_outputs": []}
+
+
 class SandboxError(RuntimeError):
     """The sandbox itself failed (not the student's code)."""
 
@@ -162,8 +166,11 @@ class Sandbox:
 
     def __init__(self, *, inputs: dict[str, np.ndarray], probes_source: str,
                  workdir_files: list[Path], limits: Limits = Limits(), level: str | None = None,
-                 prefix: list[str] | None = None):
+                 prefix: list[str] | None = None, oracles_source: str = "",
+                 oracle_parts: list[str] | None = None):
         self.limits = limits
+        self.oracles_source = oracles_source
+        self.oracle_parts = list(oracle_parts or [])
         self.prefix = list(prefix or [])
         self.level = detect_level(level)
         self.probes_source = probes_source
@@ -192,7 +199,9 @@ class Sandbox:
         if self.level != "bwrap":
             return python + [str(INSIDE), "--isolation", self.level,
                              "--workdir", str(self._plain_workdir())]
-        args = ["bwrap", "--unshare-all", "--unshare-user", "--disable-userns",
+        # No --disable-userns: the supervisor gives every submission its own user, PID and
+        # mount namespaces, so the kernel ends all its processes and its /tmp with it.
+        args = ["bwrap", "--unshare-all", "--unshare-user",
                 "--uid", "1000", "--gid", "1000", "--die-with-parent", "--new-session",
                 # The zygote is the namespace's init: signals from student code can't kill it.
                 "--as-pid-1",
@@ -200,6 +209,7 @@ class Sandbox:
                 # still bound (read-only) on top of it rather than hidden by it.
                 "--size", str(self.limits.tmpfs_mb * 1024 * 1024), "--tmpfs", "/tmp",
                 *_system_binds(),
+                "--ro-bind", str(INSIDE.parent / "wire.py"), "/sandbox/wire.py",
                 "--ro-bind", str(INSIDE), "/sandbox/inside.py",
                 "--ro-bind", str(self.inputs_dir), "/io/inputs"]
         args += ["--dir", WORKDIR]
@@ -224,7 +234,8 @@ class Sandbox:
         return {"HOME": "/tmp", "PATH": "/usr/bin:/bin", "LANG": "C.UTF-8",
                 "OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1", "OPENBLAS_NUM_THREADS": "1",
                 "MALLOC_ARENA_MAX": "2", "PYTHONDONTWRITEBYTECODE": "1",
-                "PYTHONHASHSEED": "0", "TORCH_CPP_LOG_LEVEL": "ERROR"}
+                "PYTHONHASHSEED": "0", "TORCH_CPP_LOG_LEVEL": "ERROR",
+                **({"GBK_SANDBOX_DEBUG": "1"} if os.environ.get("GBK_SANDBOX_DEBUG") else {})}
 
     def _env_args(self) -> list[str]:
         out = []
@@ -243,7 +254,8 @@ class Sandbox:
                                      cwd=str(self.tmp))
         self._buf = b""
         self._send({"op": "init", "inputs_dir": "/io/inputs" if self.level == "bwrap"
-                    else str(self.inputs_dir), "probes": self.probes_source, "prefix": self.prefix})
+                    else str(self.inputs_dir), "probes": self.probes_source, "prefix": self.prefix,
+                    "oracles": self.oracles_source, "oracle_parts": self.oracle_parts})
         ready = self._receive(120)
         if ready.get("op") != "ready":
             raise SandboxError(f"the sandbox did not start: {ready}")
@@ -299,8 +311,14 @@ class Sandbox:
         if reply.get("op") != "done" or reply.get("job") != job:
             log.error("sandbox failed on job %s; restarting it", job)
             self.restart()
-            return {"status": "sandbox_failure", "cells": [], "cases": [], "partruns": [],
-                    "cell_outputs": [], "part_outputs": []}
+            return _failure()
+        if not reply.get("clean"):
+            # The supervisor could not prove that nothing of this job is left: never let a
+            # later submission share the sandbox with it.
+            log.warning("sandbox not clean after job %s; restarting it", job)
+            self.restart()
+        if reply.get("status") == "sandbox_failure":
+            self.restart()
         return reply
 
     def restart(self):

@@ -1,0 +1,184 @@
+"""The sandbox's wire format, in one place: frames between the supervisor and a job's processes, JSON lines with the host, and the case records both sides agree on.
+
+Imports only the standard library and numpy: the supervisor inside the sandbox imports it too.
+Everything decoded here comes from processes that ran student code: it is data to check,
+never a verdict, so every reader caps sizes and checks types.
+"""
+from __future__ import annotations
+
+import base64
+import io
+import json
+import struct
+
+import numpy as np
+
+# --- frames: supervisor <-> job processes (a stream socket) ---------------------------------
+# A frame is: header length (u32), blob count (u32), the JSON header, then per blob its
+# length (u64) and its bytes. Arrays travel as blobs of .npy bytes (never pickled).
+_HEAD = struct.Struct("!II")
+_BLOB = struct.Struct("!Q")
+MAX_HEADER_BYTES = 4 << 20
+MAX_BLOBS = 64
+MAX_FRAME_BYTES = 256 << 20
+
+
+class WireError(ValueError):
+    """A frame or record that breaks the format: the sender is not following the protocol."""
+
+
+def encode_frame(header: dict, blobs=()) -> bytes:
+    head = json.dumps(header, separators=(",", ":")).encode()
+    parts = [_HEAD.pack(len(head), len(blobs)), head]
+    for blob in blobs:
+        parts += [_BLOB.pack(len(blob)), bytes(blob)]
+    return b"".join(parts)
+
+
+class FrameReader:
+    """Cuts a byte stream into frames; `feed` returns the complete ones, in order."""
+
+    def __init__(self, max_frame: int = MAX_FRAME_BYTES):
+        self.buf = bytearray()
+        self.max_frame = max_frame
+        self.ready: list[tuple[dict, list[bytes]]] = []
+
+    def feed(self, data: bytes) -> list[tuple[dict, list[bytes]]]:
+        self.buf += data
+        frames = []
+        while (frame := self._one()) is not None:
+            frames.append(frame)
+        return frames
+
+    def _one(self):
+        if len(self.buf) < _HEAD.size:
+            return None
+        hlen, nblobs = _HEAD.unpack_from(self.buf)
+        if hlen > MAX_HEADER_BYTES or nblobs > MAX_BLOBS:
+            raise WireError("frame header too large")
+        pos = _HEAD.size + hlen
+        if len(self.buf) < pos:
+            return None
+        blobs = []
+        for _ in range(nblobs):
+            if len(self.buf) < pos + _BLOB.size:
+                return None
+            (blen,) = _BLOB.unpack_from(self.buf, pos)
+            if blen > self.max_frame:
+                raise WireError("frame too large")
+            pos += _BLOB.size
+            if len(self.buf) < pos + blen:
+                return None
+            blobs.append(bytes(self.buf[pos:pos + blen]))
+            pos += blen
+        try:
+            header = json.loads(bytes(self.buf[_HEAD.size:_HEAD.size + hlen]))
+        except ValueError as exc:
+            raise WireError("frame header is not JSON") from exc
+        del self.buf[:pos]
+        if not isinstance(header, dict):
+            raise WireError("frame header is not an object")
+        return header, blobs
+
+
+def recv_frame(sock, reader: FrameReader):
+    """Blocking read of the next frame from a socket (the job side's loop)."""
+    while not reader.ready:
+        chunk = sock.recv(1 << 20)
+        if not chunk:
+            raise EOFError("the supervisor closed the channel")
+        reader.ready += reader.feed(chunk)
+    return reader.ready.pop(0)
+
+
+# --- arrays ----------------------------------------------------------------------------------
+MAX_ARRAY_ELEMENTS = 64 * 1024 * 1024
+
+
+def array_bytes(arr: np.ndarray) -> bytes:
+    buf = io.BytesIO()
+    np.save(buf, arr, allow_pickle=False)
+    return buf.getvalue()
+
+
+def load_array(data: bytes) -> np.ndarray | None:
+    """A plain numeric array from .npy bytes, or None: never unpickles anything."""
+    try:
+        arr = np.load(io.BytesIO(data), allow_pickle=False)
+    except Exception:  # noqa: BLE001 - whatever the bytes are, they are not an array we take
+        return None
+    if not isinstance(arr, np.ndarray) or arr.dtype.kind not in "biuf" or arr.size > MAX_ARRAY_ELEMENTS:
+        return None
+    return arr
+
+
+# --- host <-> supervisor: one JSON object per line -----------------------------------------
+
+def encode_line(payload: dict) -> bytes:
+    return (json.dumps(payload, separators=(",", ":")) + "\n").encode()
+
+
+def b64(data: bytes) -> str:
+    return base64.b64encode(data).decode()
+
+
+def unb64(text) -> bytes | None:
+    if not isinstance(text, str):
+        return None
+    try:
+        return base64.b64decode(text, validate=True)
+    except ValueError:
+        return None
+
+
+# --- case records: what a probe produced, as the supervisor relays it to the host ------------
+CASE_STATUSES = ("ok", "error", "crashed", "timeout")
+
+
+def _plain(value, limit=2000):
+    if isinstance(value, bool) or isinstance(value, (int, float)):
+        return value
+    return str(value)[:limit]
+
+
+def _error(err) -> dict | None:
+    if not isinstance(err, dict):
+        return None
+    return {"type": str(err.get("type", ""))[:80], "message": str(err.get("message", ""))[:500],
+            "last_line": str(err.get("last_line", ""))[:300], "memory": bool(err.get("memory"))}
+
+
+def decode_case(payload) -> dict | None:
+    """One case record from the sandbox, checked field by field, as plain Python values:
+    index, status, outputs (name -> array), values, missing, notes, error, autograd_used,
+    peak_mb. None when the record is not one."""
+    rec = payload.get("record") if isinstance(payload, dict) else None
+    if not isinstance(rec, dict) or not isinstance(rec.get("index"), int) \
+            or isinstance(rec.get("index"), bool):
+        return None
+    files = payload.get("files") if isinstance(payload.get("files"), dict) else {}
+    idx = rec["index"]
+    outputs = {}
+    arrays = rec.get("arrays") if isinstance(rec.get("arrays"), list) else []
+    for pos, name in enumerate(arrays[:MAX_BLOBS]):
+        data = unb64(files.get(f"case_{idx}__{pos}.npy"))
+        arr = load_array(data) if data is not None else None
+        if arr is not None:
+            outputs[str(name)[:64]] = arr
+    values = {str(k)[:80]: _plain(v) for k, v in list(rec["values"].items())[:200]} \
+        if isinstance(rec.get("values"), dict) else {}
+    status = rec.get("status") if rec.get("status") in CASE_STATUSES else "error"
+    missing = rec.get("missing") if isinstance(rec.get("missing"), list) else []
+    notes = rec.get("notes") if isinstance(rec.get("notes"), list) else []
+    peak = rec.get("peak_mb")
+    return {"index": idx, "status": status, "outputs": outputs, "values": values,
+            "missing": [str(m)[:64] for m in missing if isinstance(m, str)][:50],
+            "notes": [str(n)[:200] for n in notes][:10], "error": _error(rec.get("error")),
+            "autograd_used": bool(rec.get("autograd_used")),
+            "peak_mb": float(peak) if isinstance(peak, (int, float)) and not isinstance(peak, bool)
+            else None}
+
+
+def decode_error(err) -> dict | None:
+    """A cell's error record: type, message, last line (capped)."""
+    return _error(err)
