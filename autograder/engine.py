@@ -112,14 +112,15 @@ class Engine:
             log.warning("%s: not graded: %s", path, exc)
             return scoring.unreadable(self.rubric, str(exc), sha256=sha, isolation=self.isolation)
         plan = restore(nb, self.source, self.rubric.part_names)
-        parts_wire = self._parts_wire(plan)
+        findings = self._findings(plan)
+        parts_wire = self._parts_wire(plan, findings)
         report = self.sandbox.grade(uuid.uuid4().hex[:12], self._cells_wire(plan), parts_wire)
         if report.get("status") == "sandbox_failure":
             # Never the student's result on its own: regrade on the fresh sandbox the launcher
             # started; only a repeat there counts against the submission.
             log.warning("%s: sandbox failure; regrading on a fresh sandbox", path.name)
             report = self.sandbox.grade(uuid.uuid4().hex[:12], self._cells_wire(plan), parts_wire)
-        static = self._static(plan, parts_wire)
+        static, unattributed = self._attribute(plan, parts_wire, findings)
         student, flags = self._student(plan, report, static)
         outcomes = [scoring.TestOutcome(nodeid=n, part=p, passed=ok, message=m, mistake=k, weight=w)
                     for n, p, ok, m, k, w in self.suite.run(student)]
@@ -127,7 +128,7 @@ class Engine:
                     for p in self.rubric.part_names}
         result = scoring.score(self.rubric, outcomes, feedback=feedback, flags=flags,
                                isolation=self.sandbox.level, seconds=time.monotonic() - started,
-                               sha256=sha, header=self._header(plan, report))
+                               sha256=sha, header=self._header(plan, report, unattributed))
         log.info("%s: %.2f/%.0f in %.2fs", path.name, result.score, result.max_score, result.seconds)
         return result
 
@@ -139,9 +140,13 @@ class Engine:
                     cell["stand_ins"] = dict(rp.stand_ins)
         return cells
 
-    def _parts_wire(self, plan: Plan) -> dict:
+    def _parts_wire(self, plan: Plan, findings: dict[int, list]) -> dict:
         """Per part: its cases, where its cells end, and (when its solution cell is there)
-        where they start and which names they must define themselves."""
+        where they start and which names they must define themselves. A part is probed from
+        the final state ("deferred", cheaper) only when no later cell rebinds its names and
+        no later cell holds code the checker cannot see through; else from a snapshot taken
+        right after its own cell, which later cells cannot reach."""
+        unverifiable = [i for i, fs in findings.items() if any(f.kind == "unverifiable" for f in fs)]
         wire = {}
         for p in self.rubric.part_names:
             if p not in plan.part_after:
@@ -150,38 +155,51 @@ class Engine:
             after, defines = plan.part_after[p], list(self.rubric.get(p).defines)
             wire[p] = {"after": after, "cases": self.case_wire.get(p, []),
                        "first": None if p in plan.missing else first, "defines": defines,
-                       "deferred": not _rebound_later(plan, after, defines)}
+                       "deferred": not _rebound_later(plan, after, defines)
+                       and not any(i > after for i in unverifiable)}
         return wire
 
-    def _static(self, plan: Plan, parts_wire: dict) -> dict[str, list[static_check.Finding]]:
-        """Every cell the student controls, checked as the sandbox runs it. A finding counts in
-        each part whose probes run from a state that holds the cell: autograd in the part of
-        its own cell (an added cell: every by-hand part it reaches; the run-time tripwire
-        watches the rest), and what the checker cannot see through in every part it reaches."""
-        out: dict[str, list[static_check.Finding]] = {p: [] for p in self.rubric.part_names}
+    def _findings(self, plan: Plan) -> dict[int, list[static_check.Finding]]:
+        """Every cell the student controls, checked exactly as the sandbox will run it."""
+        out = {}
         for i, cell in enumerate(plan.cells):
             if cell.origin != "student":
                 continue
-            own = cell.label if cell.label in out else None
-            rp = self.rubric.get(own) if own else None
-            findings = static_check.scan(
+            rp = self.rubric.get(cell.label) if cell.label in self.rubric.part_names else None
+            found = static_check.scan(
                 cell.source, autograd_allowed=rp.autograd_allowed if rp else False,
                 own_backward=rp.own_backward if rp else True, modules=self.locked_modules)
-            if not findings:
-                continue
+            if found:
+                out[i] = found
+        return out
+
+    def _attribute(self, plan: Plan, parts_wire: dict,
+                   findings: dict[int, list]) -> tuple[dict[str, list[static_check.Finding]], list[str]]:
+        """A finding counts in each part whose probes run from a state that holds its cell:
+        autograd in the part of its own cell (an added cell: every by-hand part it reaches;
+        the run-time tripwire watches the rest), and code the checker cannot see through in
+        every part it reaches (it could switch the tripwire off)."""
+        out: dict[str, list[static_check.Finding]] = {p: [] for p in self.rubric.part_names}
+        unattributed: list[str] = []
+        for i, found in findings.items():
+            cell = plan.cells[i]
+            own = cell.label if cell.label in out else None
             reached = [p for p, w in parts_wire.items() if w["deferred"] or i <= w["after"]]
             where = f"your `{own}` cell" if own else f"your cell {cell.label}"
-            for f in findings:
+            if not reached and not own:
+                # No part's probes run from a state that holds it: shown, but costs nothing.
+                unattributed += [f"{where} {f.text}" for f in found]
+            for f in found:
                 if f.kind == "autograd":
                     targets = [own] if own else [p for p in reached
                                                  if not self.rubric.get(p).autograd_allowed]
                 else:
                     targets = reached + ([own] if own and own not in reached else [])
                 for p in targets:
-                    found = static_check.Finding(f.kind, f"{where} {f.text}")
-                    if found not in out[p]:
-                        out[p].append(found)
-        return out
+                    item = static_check.Finding(f.kind, f"{where} {f.text}")
+                    if item not in out[p]:
+                        out[p].append(item)
+        return out, unattributed
 
     def _student(self, plan: Plan, report: dict, static: dict) -> tuple[Student, dict[str, list[str]]]:
         by_index = {}
@@ -273,7 +291,7 @@ class Engine:
             lines.append(f"Your code printed (shown as is, not used for grading):\n{shown}{more}")
         return "\n".join(lines)[:PART_OUTPUT_CHARS]
 
-    def _header(self, plan: Plan, report: dict) -> str:
+    def _header(self, plan: Plan, report: dict, unattributed: list[str]) -> str:
         lines = [f"Isolation: {self.sandbox.description}."]
         if self.sandbox.level != "bwrap":
             lines.append("WARNING: graded with weakened isolation (see above).")
@@ -281,7 +299,17 @@ class Engine:
             lines.append("The whole submission ran out of time; parts not reached score 0.")
         if report.get("status") == "sandbox_failure":
             lines.append("The sandbox failed while grading this submission; please report it.")
+        ignored, refused = report.get("ignored_messages"), report.get("refused_oracle_calls")
+        if isinstance(ignored, int) and ignored > 0:
+            lines.append(f"Note for the instructor: the sandbox ignored {ignored} message(s) from "
+                         "this submission's code that answered no question it asked.")
+        if isinstance(refused, int) and refused > 0:
+            lines.append(f"Note for the instructor: the sandbox refused {refused} request(s) for "
+                         "reference steps outside the part that may use them.")
         lines += plan.notes
+        if unattributed:
+            lines.append("Note: " + "; ".join(unattributed)[:600] + " (it reaches no graded "
+                         "part, so it costs nothing).")
         return "\n".join(lines)
 
     def close(self):

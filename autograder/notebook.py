@@ -188,9 +188,11 @@ def submission_key(path_or_nb, assignment: str = "gradient_backward") -> str:
 def top_level_bindings(source: str) -> set[str] | None:
     """Names a cell binds in the notebook's namespace (def, class, assignment, import, for,
     with, del, or `global` in a function); None when it can't be told (a syntax error)."""
+    if len(source) > 200_000:
+        return None  # not parsed on the trusted side: treated as binding anything
     try:
         tree = ast.parse(strip_magics(source))
-    except SyntaxError:
+    except (SyntaxError, ValueError, RecursionError, MemoryError):
         return None
     names: set[str] = {n for node in ast.walk(tree) if isinstance(node, ast.Global) for n in node.names}
 

@@ -51,22 +51,34 @@ def write_submission(path: Path, overrides: dict[str, str] | None = None, **kw) 
 
 # --- submission variants: solution-cell code with headers saying what grading must give ----
 
-_GRADE_ID = re.compile(r"^# grade_id: *(\S+) *$", re.M)
-_HEADER = re.compile(r"^# (expect|mistakes|flags): *(.+)$", re.M)
+_GRADE_ID = re.compile(r"^# (grade_id|added_after): *(\S+) *$", re.M)
+_HEADER = re.compile(r"^# (expect|mistakes|flags|notebook): *(.+)$", re.M)
 
 
 @dataclass
 class Variant:
     """One variant file: the solution cells it replaces and what grading it must give.
 
-    `# grade_id: X` starts the code of cell X; `# expect: mse_grad=0 others=full`,
-    `# mistakes: part=id,id` and `# flags: part=flag` state the expected result. Tests, the
-    sample class and the benchmark all build their submissions from such files."""
+    `# grade_id: X` starts the code of cell X; `# added_after: X` the code of a cell the
+    student added after cell X; `# notebook: release` starts from the student's release
+    notebook (every stub unanswered) instead of the solutions; `# expect: mse_grad=0
+    others=full`, `# mistakes: part=id,id` and `# flags: part=flag` state the expected
+    result. Tests, the sample class and the benchmark all build their submissions from such files."""
     name: str
     overrides: dict[str, str]
     expect: dict[str, str] = field(default_factory=dict)   # part -> 0 | full | partial | less | any
     mistakes: dict[str, set[str]] = field(default_factory=dict)
     flags: dict[str, set[str]] = field(default_factory=dict)
+    added: dict[str, list[str]] = field(default_factory=dict)
+    base: str = "source"    # source | release
+
+    def build(self, path: Path) -> Path:
+        """Write this variant as a notebook file."""
+        src = None
+        if self.base == "release":
+            r = rubric_mod.load()
+            src = rubric_mod.KIT_ROOT / "release" / r.name / r.source.name
+        return write_submission(path, self.overrides, extra_cells=self.added, source=src)
 
     def expected_score(self, part: str) -> str:
         return self.expect.get(part, self.expect.get("others", self.expect.get("all", "full")))
@@ -90,11 +102,18 @@ def read_variant(path: Path, **substitutions: str) -> Variant:
         text = text.replace(f"__{key.upper()}__", value)
     heads: dict[str, dict[str, str]] = {}
     for kind, rest in _HEADER.findall(text):
-        heads.setdefault(kind, {}).update(_pairs(rest))
+        heads.setdefault(kind, {}).update({rest.strip(): ""} if kind == "notebook" else _pairs(rest))
     starts = list(_GRADE_ID.finditer(text))
-    overrides = {m.group(1): _HEADER.sub("", text[m.end():(starts[i + 1].start()
-                                                          if i + 1 < len(starts) else None)])
-                 .strip("\n") + "\n" for i, m in enumerate(starts)}
+    overrides: dict[str, str] = {}
+    added: dict[str, list[str]] = {}
+    for i, m in enumerate(starts):
+        code = _HEADER.sub("", text[m.end():(starts[i + 1].start() if i + 1 < len(starts)
+                                             else None)]).strip("\n") + "\n"
+        if m.group(1) == "grade_id":
+            overrides[m.group(2)] = code
+        else:
+            added.setdefault(m.group(2), []).append(code)
     ids = lambda d: {k: set(v.split(",")) for k, v in d.items()}  # noqa: E731
+    base = next(iter(heads.get("notebook", {"source": ""})), "source")
     return Variant(Path(path).stem, overrides, heads.get("expect", {}),
-                   ids(heads.get("mistakes", {})), ids(heads.get("flags", {})))
+                   ids(heads.get("mistakes", {})), ids(heads.get("flags", {})), added, base)

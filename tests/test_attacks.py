@@ -84,8 +84,7 @@ def engine():
 
 def _grade(engine, tmp_path, path: Path, listener):
     fx = read_variant(path, course=str(KIT_ROOT), port=str(listener.port))
-    nb = synth.write_submission(tmp_path / f"{fx.name}.ipynb", fx.overrides)
-    return fx, engine.grade(nb)
+    return fx, engine.grade(fx.build(tmp_path / f"{fx.name}.ipynb"))
 
 
 @pytest.mark.parametrize("path", ATTACKS, ids=[p.stem for p in ATTACKS])
@@ -93,6 +92,8 @@ def test_attack_gains_nothing(engine, tmp_path, path, listener):
     """Does this hostile submission score only what its honest parts deserve?"""
     fx, result = _grade(engine, tmp_path, path, listener)
     assert not check_scores(fx, result), check_scores(fx, result)
+    for part, flags in fx.flags.items():
+        assert flags <= set(result.part(part).flags), (part, result.part(part).flags)
 
 
 def test_attack_output_is_capped_in_feedback(engine, tmp_path, listener):
@@ -101,6 +102,7 @@ def test_attack_output_is_capped_in_feedback(engine, tmp_path, listener):
                         "mse_output_flood_still_full.py", listener)
     assert len(json.dumps(result.to_json())) < 64_000
     assert "x" * 100 in result.part("mse_grad").output
+    assert "y" * 100 not in result.part("mse_grad").output  # printed during the hidden checks
 
 
 def test_attack_sees_no_course_files(engine, tmp_path, listener):
@@ -144,8 +146,9 @@ def test_attack_leaves_no_process_behind(engine, tmp_path, listener):
             p = parent[p]
         if p == sandbox:
             mine.add(pid)
-    # What stays is the warm sandbox itself: bwrap's setup process and the zygote (PID 1 inside).
-    assert len(mine) <= 2, mine
+    # What stays is the warm sandbox itself: bwrap's setup process, the supervisor (PID 1
+    # inside) and the template it forked before any submission.
+    assert len(mine) <= 3, mine
     assert engine.sandbox.proc.poll() is None
 
 
@@ -182,3 +185,39 @@ def test_next_submission_starts_clean(engine, tmp_path, listener):
     assert "PLANTED" not in out
     if detect_level() == "bwrap":
         assert "CLEAN" in out
+
+
+def test_forged_records_are_ignored_and_counted(engine, tmp_path, listener):
+    """Does a blank notebook whose added cell forges every case record score 0, with the
+    forgeries counted for the instructor (evidence the attack ran)?"""
+    fx, result = _grade(engine, tmp_path, Path(__file__).parent / "attacks" /
+                        "blank_plus_forging_cell_scores_0.py", listener)
+    assert result.score == 0
+    assert "ignored" in result.output and "message(s)" in result.output, result.output
+    assert "uses `gc`" in json.dumps(result.to_json())
+
+
+def test_oracle_requests_outside_part_4_are_refused(engine, tmp_path, listener):
+    """Does a part-1 function that reaches the reference steps through frames get refused?"""
+    _, result = _grade(engine, tmp_path, Path(__file__).parent / "attacks" /
+                       "mse_reaches_oracle_through_frames_scores_0.py", listener)
+    assert result.part("mse_grad").score == 0
+    assert "refused" in result.output, result.output
+
+
+def test_hidden_inputs_are_not_listed_nor_echoed(engine, tmp_path, listener):
+    """Can a cell list the hidden inputs, or print what a hidden check fed its function?"""
+    _, result = _grade(engine, tmp_path, Path(__file__).parent / "attacks" /
+                       "mse_lists_hidden_inputs_scores_0.py", listener)
+    out = result.part("mse_grad").output
+    assert "ATTACK RAN: hidden input files seen: 0" in out, out
+    assert "PROBE SAW" not in json.dumps(result.to_json())
+
+
+def test_memory_case_is_measured_not_reserved(engine, tmp_path, listener):
+    """Is part 7's outer product caught by its measured peak memory, with the number said?"""
+    _, result = _grade(engine, tmp_path, Path(__file__).parent / "attacks" /
+                       "lin7_outer_product_plain_torch_scores_less.py", listener)
+    part = result.part("lin_without_einsum")
+    assert part.score < part.max_score and "outer_product_oom" in part.mistakes, part.output
+    assert "MB at its peak" in part.output, part.output

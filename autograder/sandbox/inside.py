@@ -458,6 +458,9 @@ def _job_init(chan, out_w, report_w, limits, workdir, probes, base_ns, keep, pri
                 with open("/proc/self/oom_score_adj", "w") as f:
                     f.write("1000")  # under memory pressure, the kernel kills student code first
             _drop_capabilities()
+            # Not dumpable: no job process can read or write another's memory (a later
+            # cell must not reach into the snapshot an earlier part is probed from).
+            _prctl(PR_SET_DUMPABLE, 0)
             os.chdir(workdir)
             _set_limits(limits)
             sys.stdout = io.TextIOWrapper(os.fdopen(1, "wb", closefd=False), line_buffering=True,
@@ -724,6 +727,7 @@ class Job:
                 sender, header, blobs = self.frames.pop(0)
                 if header.get("op") in ops and (pid is None or sender == pid):
                     return sender, header, blobs
+                self.sup.ignored += 1  # answers no question: evidence for the instructor
             if self.executor_dead:
                 raise JobLost("the process running your code died")
             self._pump(deadline, why)
@@ -1020,6 +1024,7 @@ class Grading:
                 self.pos += 1
                 return
             if sender != prober_pid:
+                self.sup.ignored += 1
                 continue  # only the prober that was asked may answer
             if op == "oracle":
                 oracle_calls += 1
@@ -1116,6 +1121,7 @@ class Supervisor:
         self.template = None
         self.template_pid = None
         self.skip_prefix = 0
+        self.ignored = self.refused = 0
 
     def reply(self, payload):
         self.proto_out.write(json.dumps(payload, separators=(",", ":")) + "\n")
@@ -1154,6 +1160,7 @@ class Supervisor:
         """Answer a part-4 building block's question, or refuse it."""
         fn = getattr(self.oracles, str(header.get("fn")), None) if self.oracles else None
         if part not in self.oracle_parts or fn is None or str(header.get("fn")).startswith("_"):
+            self.refused += 1
             return {"op": "oracle_refused", "error": "no reference steps for this part"}, []
         if calls > ORACLE_CALLS:
             return {"op": "oracle_refused", "error": "too many calls of the reference steps"}, []
@@ -1174,7 +1181,9 @@ class Supervisor:
                         "clean": False, "cells": [], "cases": [], "partruns": [],
                         "cell_outputs": [], "part_outputs": []})
             return
+        self.ignored = self.refused = 0
         report = Grading(self, request).run()
+        report["ignored_messages"], report["refused_oracle_calls"] = self.ignored, self.refused
         report.update({"op": "done", "job": request["job"], "clean": self.clean(),
                        "seconds": round(time.monotonic() - started, 3)})
         self.reply(report)

@@ -1,5 +1,6 @@
 # grade_id: mse_grad
-# expect: mse_grad=0 others=full
+# expect: all=0
+# flags: mse_grad=unverifiable relu_grad=unverifiable nn_module=unverifiable
 # Fake pytest/numpy modules and a conftest written where a grader might look.
 import sys, types, os
 fake = types.ModuleType("pytest")

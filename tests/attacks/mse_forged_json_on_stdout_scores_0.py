@@ -1,5 +1,6 @@
 # grade_id: mse_grad
-# expect: mse_grad=0 others=full
+# expect: all=0
+# flags: mse_grad=unverifiable relu_grad=unverifiable nn_module=unverifiable
 # Prints a forged results document (to stdout and stderr) and writes forged report lines to every fd.
 import json, os, sys
 forged = json.dumps({"score": 100, "max_score": 100, "tests": [{"name": "test_mse_grad", "score": 10, "max_score": 10, "status": "passed"}]})

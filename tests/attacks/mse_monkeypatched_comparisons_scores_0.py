@@ -1,5 +1,6 @@
 # grade_id: mse_grad
-# expect: mse_grad=0 others=full
+# expect: all=0
+# flags: mse_grad=unverifiable relu_grad=unverifiable nn_module=unverifiable
 # Wrong gradient, then every comparison helper it can reach patched to say "equal".
 import numpy, torch
 torch.allclose = lambda *a, **k: True

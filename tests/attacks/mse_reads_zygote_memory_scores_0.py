@@ -1,5 +1,6 @@
 # grade_id: mse_grad
-# expect: mse_grad=0 others=full
+# expect: all=0
+# flags: mse_grad=unverifiable relu_grad=unverifiable nn_module=unverifiable
 # Tries to reach into the harness's parent processes through /proc.
 import os
 for pid in (1, 2, os.getppid()):

@@ -1,5 +1,6 @@
 # grade_id: mse_grad
-# expect: mse_grad=0 others=full
+# expect: all=0
+# flags: mse_grad=unverifiable relu_grad=unverifiable nn_module=unverifiable
 # Tries to write into the course folder, the gradebook and home, and to read the hidden suites.
 import os
 COURSE = "__COURSE__"  # the test puts the real course path here

@@ -1,0 +1,21 @@
+# grade_id: mse_grad
+# expect: all=0
+# flags: mse_grad=unverifiable
+# Issue 9, class 4: walks the caller's frames to the kit's reference steps and asks them for
+# the answer. The references are computed by the supervisor and answer only part 4's cases;
+# here every request is refused (and counted), and the frames walk is a finding.
+import sys
+
+def mse_grad(inp, targ):
+    f = sys._getframe(1)
+    while f is not None:
+        g = f.f_globals
+        ask = g.get("ask") or g.get("_ask")
+        if callable(ask):
+            try:
+                inp.g = ask("mse_grad", inp, targ)[0]
+                return
+            except Exception:
+                pass
+        f = f.f_back
+    inp.g = inp * 0
