@@ -17,6 +17,7 @@ if os.path.dirname(sys.executable) not in os.environ.get("PATH", "").split(os.pa
 
 # No kernel ever runs student code here: the sandboxed engine grades, these steps copy its scores.
 c.Autograde.sanitize_preprocessors = [
+    "autograder.sanitize.CleanSubmission",          # student HTML bleached, odd metadata and duplicate ids as the engine reads them
     "nbgrader.preprocessors.ClearOutput",
     "nbgrader.preprocessors.DeduplicateIds",
     "nbgrader.preprocessors.OverwriteKernelspec",
@@ -35,8 +36,18 @@ c.Autograde.autograde_preprocessors = [
 ]
 c.OverwriteCells.add_missing_cells = True
 
+# Feedback pages are rendered for the student from autograded/: bleached again (older notebooks there).
+c.GenerateFeedback.preprocessors = [
+    "autograder.sanitize.CleanSubmission",
+    "nbgrader.preprocessors.GetGrades",
+    "nbconvert.preprocessors.CSSHTMLHeaderPreprocessor",
+]
+
 # Canvas "Download submissions" archives: <student>_[late_]<canvasid>_<fileid>_<name>.ipynb
-c.ZipCollectApp.collector_plugin = "autograder.nbgrader_step.CanvasCollector"
+# (`make collect` reads the archive itself; this plugin is for a hand-run `nbgrader zip_collect`)
+c.ZipCollectApp.collector_plugin = "autograder.nbgrader_intake.CanvasCollector"
+# Exchange collect copies regular files only from the student-writable inbound folder (docs/instructors.md)
+c.ExchangeFactory.collect = "autograder.nbgrader_intake.SafeExchangeCollect"
 
 # JupyterHub courses: the exchange folder shared by instructors and students.
 c.Exchange.root = os.environ.get("NBGRADER_EXCHANGE", "/srv/nbgrader/exchange")
