@@ -440,6 +440,22 @@ def submission_key(path_or_nb, assignment: str = "gradient_backward") -> str:
     return hashlib.sha256(fp.encode() + b"\0" + blob).hexdigest()
 
 
+SOLUTION_REMOVED = "# (the solution is not shipped with the grading bundle)\n"
+
+
+def grading_copy(raw: bytes) -> bytes:
+    """The source notebook as a grading bundle ships it: every solution cell emptied and every
+    hidden-test region removed. The engine needs only the locked cells, the ids and the roles."""
+    nb = nbformat.reads(raw.decode("utf-8"), as_version=4)
+    for cell in nb.cells:
+        if is_solution_cell(cell):
+            cell.source = SOLUTION_REMOVED
+        elif cell.cell_type == "code":
+            cell.source = _HIDDEN_TESTS.sub("", cell.source)
+        cell.pop("outputs", None) if cell.cell_type != "code" else cell.update(outputs=[])
+    return nbformat.writes(nb).encode("utf-8")
+
+
 def top_level_bindings(source: str) -> set[str] | None:
     """Names a cell binds in the notebook's namespace (def, class, assignment, import, for,
     with, del, or `global` in a function); None when it can't be told (a syntax error)."""
