@@ -49,8 +49,20 @@ c.ZipCollectApp.collector_plugin = "autograder.nbgrader_intake.CanvasCollector"
 # Exchange collect copies regular files only from the student-writable inbound folder (docs/instructors.md)
 c.ExchangeFactory.collect = "autograder.nbgrader_intake.SafeExchangeCollect"
 
-# JupyterHub courses: the exchange folder shared by instructors and students.
-c.Exchange.root = os.environ.get("NBGRADER_EXCHANGE", "/srv/nbgrader/exchange")
+# The exchange folder shared by instructors and students: <course>/exchange for a course on one machine;
+# on a JupyterHub, set NBGRADER_EXCHANGE to the shared folder (docs/instructors.md).
+c.Exchange.root = os.environ.get("NBGRADER_EXCHANGE", os.path.join(c.CourseDirectory.root, "exchange"))
+if "NBGRADER_EXCHANGE" not in os.environ:
+    # nbgrader only warns ("exchange ... does not exist") and the Assignment List fails without it.
+    os.makedirs(c.Exchange.root, exist_ok=True)
+
+# Formgrader and feedback pages: MathJax inlined from the kit instead of a CDN, long lines wrapped.
+# nbconvert finds autograder/nbgrader_templates/nbconvert/templates/base/mathjax.html.j2 before its own
+# through JUPYTER_PATH (the feedback and formgrader exporters reset their own template settings).
+import autograder as _kit  # noqa: E402
+_templates = os.path.join(os.path.dirname(_kit.__file__), "nbgrader_templates")
+if _templates not in os.environ.get("JUPYTER_PATH", "").split(os.pathsep):
+    os.environ["JUPYTER_PATH"] = os.pathsep.join(filter(None, [_templates, os.environ.get("JUPYTER_PATH")]))
 
 # --- release (generate_assignment; autograder/release_stubs.py) -------------------------------
 # nbgrader's default pipeline with PartStubs right after ClearSolutions, before any checksum is taken,

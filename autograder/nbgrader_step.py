@@ -287,16 +287,32 @@ def has_submission(course: Path, assignment: str, student: str) -> bool:
 
 def record_zero(course: Path, assignment: str, student: str, reason: str) -> None:
     """A student whose submission nbgrader cannot open gets 0 on every autograded cell, with the reason."""
+    from nbgrader.utils import parse_utc
+    stamp = Path(course) / "submitted" / student / assignment / "timestamp.txt"
     with Gradebook(db_url(course)) as gb:
         gb.update_or_create_student(student)
         sub = gb.update_or_create_submission(assignment, student)
+        # The formgrader counts a submission as autograded (and shows its score) only when this timestamp
+        # equals the submitted one and autograded/<student>/<assignment>/ exists.
+        sub.timestamp = parse_utc(stamp.read_text().strip()) if stamp.is_file() else None
+        names = []
         for nb in sub.notebooks:
+            names.append(nb.name)
             for grade in nb.grades:
                 grade.auto_score = 0.0 if grade.cell_type == "code" else grade.auto_score
                 grade.needs_manual_grade = grade.manual_score is not None
             for comment in nb.comments:
                 comment.auto_comment = f"Not graded: {reason}"
         gb.db.commit()
+    # What the grading view opens for this student: the reason, in place of a notebook nobody could read.
+    import html
+    folder = Path(course) / "autograded" / student / assignment
+    folder.mkdir(parents=True, exist_ok=True)
+    note = nbformat.v4.new_notebook(cells=[nbformat.v4.new_markdown_cell(
+        f"**Not graded, scored 0:** {html.escape(reason)}\n\nThe kit could not read this submission; "
+        "every part was recorded as 0. Ask the student to resubmit, or enter manual scores.")])
+    for name in names:
+        nbformat.write(note, str(folder / f"{name}.ipynb"))
 
 
 def grade_rows(course: Path, assignment: str) -> list[tuple]:
