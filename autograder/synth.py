@@ -53,6 +53,8 @@ def write_submission(path: Path, overrides: dict[str, str] | None = None, **kw) 
 
 _GRADE_ID = re.compile(r"^# grade_id: *(\S+) *$", re.M)
 _HEADER = re.compile(r"^# (expect|mistakes|flags): *(.+)$", re.M)
+# `# pending: why`: the variant states what grading must give once work named there lands.
+_PENDING = re.compile(r"^# pending: *(.+)$", re.M)
 
 
 @dataclass
@@ -60,13 +62,15 @@ class Variant:
     """One variant file: the solution cells it replaces and what grading it must give.
 
     `# grade_id: X` starts the code of cell X; `# expect: mse_grad=0 others=full`,
-    `# mistakes: part=id,id` and `# flags: part=flag` state the expected result. Tests, the
-    sample class and the benchmark all build their submissions from such files."""
+    `# mistakes: part=id,id` and `# flags: part=flag` state the expected result; `# pending:
+    why` says that it is not reached yet, and why. Tests, the sample class and the benchmark
+    all build their submissions from such files."""
     name: str
     overrides: dict[str, str]
     expect: dict[str, str] = field(default_factory=dict)   # part -> 0 | full | partial | less | any
     mistakes: dict[str, set[str]] = field(default_factory=dict)
     flags: dict[str, set[str]] = field(default_factory=dict)
+    pending: str = ""
 
     def expected_score(self, part: str) -> str:
         return self.expect.get(part, self.expect.get("others", self.expect.get("all", "full")))
@@ -92,9 +96,10 @@ def read_variant(path: Path, **substitutions: str) -> Variant:
     for kind, rest in _HEADER.findall(text):
         heads.setdefault(kind, {}).update(_pairs(rest))
     starts = list(_GRADE_ID.finditer(text))
-    overrides = {m.group(1): _HEADER.sub("", text[m.end():(starts[i + 1].start()
-                                                          if i + 1 < len(starts) else None)])
-                 .strip("\n") + "\n" for i, m in enumerate(starts)}
+    overrides = {m.group(1): _PENDING.sub("", _HEADER.sub("", text[m.end():(
+                     starts[i + 1].start() if i + 1 < len(starts) else None)])).strip("\n") + "\n"
+                 for i, m in enumerate(starts)}
     ids = lambda d: {k: set(v.split(",")) for k, v in d.items()}  # noqa: E731
+    pending = "; ".join(m.strip() for m in _PENDING.findall(text))
     return Variant(Path(path).stem, overrides, heads.get("expect", {}),
-                   ids(heads.get("mistakes", {})), ids(heads.get("flags", {})))
+                   ids(heads.get("mistakes", {})), ids(heads.get("flags", {})), pending)
