@@ -1,6 +1,7 @@
 """`python -m autograder autograde ASSIGNMENT`: pre-grade in parallel, then nbgrader autograde per student, resumably."""
 from __future__ import annotations
 
+import codecs
 import hashlib
 import json
 import logging
@@ -11,8 +12,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from . import rubric as rubric_mod
-from .notebook import MAX_BYTES
-from .safe_files import shown, valid_id
+from .notebook import MAX_BYTES, NotebookError, parse_submission, read_submission_bytes
+from .safe_files import shown, valid_id, write_new
 from .store import ResultStore, _atomic_write
 
 log = logging.getLogger("autograder.autograde")
@@ -123,7 +124,36 @@ def _inspect(student: str, folder: Path, expected: str) -> Submission:
         return Submission(student, folder, None,
                           f"{expected} is {st.st_size / 2**20:.0f} MB (limit "
                           f"{MAX_BYTES // 2**20} MB): clear its outputs and resubmit")
+    normalize_for_nbgrader(nb)
     return Submission(student, folder, nb)
+
+
+def normalize_for_nbgrader(nb: Path) -> bool:
+    """nbgrader reads notebooks strictly (a UTF-8 BOM or UTF-16 is "not JSON" to it) while the
+    engine reads them liberally: a notebook the engine can read but nbgrader could not is
+    rewritten as plain nbformat-4 JSON, the student's bytes kept beside it
+    (`<name>.as-submitted`), so both grade the same file instead of nbgrader failing on every run."""
+    try:
+        raw = read_submission_bytes(nb)
+        parsed = parse_submission(raw)
+    except NotebookError:
+        return False            # the engine records 0 with the reason; nbgrader never opens it
+    try:
+        if not raw.startswith(codecs.BOM_UTF8) and json.loads(raw.decode("utf-8")).get("nbformat") == 4:
+            return False
+    except (UnicodeDecodeError, ValueError, AttributeError, RecursionError):
+        pass
+    import nbformat
+    keep = nb.with_name(nb.name + ".as-submitted")
+    if not keep.exists():
+        write_new(keep, raw)
+    tmp = nb.with_name(f".{nb.name}.tmp")
+    tmp.unlink(missing_ok=True)
+    write_new(tmp, nbformat.writes(parsed).encode("utf-8"))
+    os.replace(tmp, nb)
+    log.info("%s: rewritten as plain nbformat-4 JSON for nbgrader (the original is %s)",
+             nb, keep.name)
+    return True
 
 
 def pregrade(subs: list[Submission], store: ResultStore, *, jobs: int, progress: str) -> None:
