@@ -35,6 +35,9 @@ def right(case_id: str, **changes) -> tuple:
     if case.probe == "nn_model":
         m, nh = case.shape["m"], case.shape["nh"]
         values = {"n_parameters": 4, "param_shapes": str(sorted([(nh, m), (nh,), (1, nh), (1,)]))}
+    if case.probe == "class_model":  # the probe's second step on the same model: right again
+        values = {"again.ran": True}
+        outputs.update({f"again.{k}": np.array(reference.expected(case)[k]) for k in ("x.g", "w1.g")})
     outputs.update(changes.pop("outputs", {}))
     values.update(changes.pop("values", {}))
     for key in changes.pop("drop", ()):
@@ -406,3 +409,12 @@ def test_test_layer_keeps_no_hidden_name():
     case, result = WRONG["module_args_not_kept"]()
     assert "Probe" not in _diagnosis(case, result).message
     assert "Probe" not in "".join(m for m in __import__("mistakes").CALLS.values())
+
+
+def test_a_model_without_its_second_step_record_fails_closed():
+    """Is a model result whose second-step record is missing (the probe always makes one after
+    a good first step) failed rather than trusted?"""
+    case, result = right(MODEL)
+    del result.values["again.ran"]
+    found = _diagnosis(case, result)
+    assert found is not None and found.id == "model_second_step" and "did not run" in found.message

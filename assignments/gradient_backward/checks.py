@@ -237,10 +237,10 @@ def expect_second_step(case: Case, res) -> None:
     """A model that was right once is right again: a second forward/backward step on it gives
     the same gradients (an in-place reversal of its layers breaks that)."""
     v = res.values
-    if not v.get("again.ran"):
-        return
     error = None
-    if isinstance(v.get("again.error.type"), str):
+    if not v.get("again.ran"):  # the probe always runs it after a good first step: fail closed
+        error = "did not run"
+    elif isinstance(v.get("again.error.type"), str):
         error = f"failed with {v['again.error.type']}: {_short(v.get('again.error.message', ''), 160)}"
     for key in ("x.g", "w1.g"):
         if error:

@@ -220,7 +220,7 @@ def _watch_bwd(layer, log, box):
         layer.bwd = bwd
 
 
-def _layer_case(ns, inputs, make, run, watch):
+def _layer_case(make, run, watch):
     """Build a layer, run the protocol, and keep what bwd received even when it fails.
     run(layer, box) stores what the layer's call returned in box[id(layer)]."""
     res, bwd_log, box = {}, [], {}
@@ -243,7 +243,7 @@ def _relu_probe(ns, inputs, watch=False):
         layer.backward()
         return _layer_outputs(inp, out)
 
-    return _layer_case(ns, inputs, lambda: _need(ns, "Relu")(), run, watch)
+    return _layer_case(lambda: _need(ns, "Relu")(), run, watch)
 
 
 def _lin_probe(ns, inputs, watch=False):
@@ -255,7 +255,7 @@ def _lin_probe(ns, inputs, watch=False):
         layer.backward()
         return _layer_outputs(inp, out, w=w, b=b)
 
-    return _layer_case(ns, inputs, lambda: _need(ns, "Lin")(w, b), run, watch)
+    return _layer_case(lambda: _need(ns, "Lin")(w, b), run, watch)
 
 
 def _mse_probe(ns, inputs, watch=False):
@@ -266,7 +266,7 @@ def _mse_probe(ns, inputs, watch=False):
         layer.backward()
         return _grad_instead({"loss": loss, "inp.g": _g(inp), "inp_after": inp}, "inp", inp)
 
-    return _layer_case(ns, inputs, lambda: _need(ns, "Mse")(), run, watch)
+    return _layer_case(lambda: _need(ns, "Mse")(), run, watch)
 
 
 class_relu, class_lin, class_mse = _relu_probe, _lin_probe, _mse_probe

@@ -1,7 +1,6 @@
 # grade_id: layers_as_classes
-# expect: layers_as_classes=0 others=full
+# expect: layers_as_classes=less others=full
 # mistakes: layers_as_classes=stored_in_grad
-# flags: layers_as_classes=autograd
 class Relu():
     def __call__(self, inp):
         self.inp = inp
