@@ -58,3 +58,24 @@ def test_variant_gets_full_marks_or_its_mistake(variant, part):
         assert not failed, failed
     else:
         assert want and want <= ids, {name: m.message for name, m in found.items() if m}
+
+
+FWD_BWD = [pytest.param(v, id=v.name) for v in map(read_variant, sorted(CORPUS.glob("*.py")))
+           if "forward_and_backward" in v.overrides
+           and not any(ids & NEEDS_SANDBOX for ids in v.mistakes.values())]
+
+
+@pytest.mark.parametrize("variant", FWD_BWD)
+def test_part4_call_records_name_each_wiring_mistake(variant):
+    """With part 4's calls recorded (as issue 9's probe will), is every part-4 variant right or
+    told its wiring mistake in its own terms, the pending ones included?"""
+    from inprocess import recording_forward_and_backward
+    part = "forward_and_backward"
+    found = verdicts(part, *_cells(variant, part), probe=recording_forward_and_backward)
+    ids = {i for m in found.values() if m for i in m.id.split("+")}
+    messages = {name: m.message for name, m in found.items() if m}
+    if variant.expected_score(part) == "full":
+        assert not messages, messages
+    else:
+        assert variant.mistakes[part] <= ids, messages
+        assert not any("no attribute" in m for m in messages.values()), messages
