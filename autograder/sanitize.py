@@ -8,6 +8,7 @@ import uuid
 
 from nbconvert.preprocessors import Preprocessor
 from nbconvert.preprocessors.sanitize import SanitizeHTML
+from traitlets import Bool
 
 from .notebook import deduplicated_ids, nbgrader_meta
 
@@ -41,6 +42,8 @@ class CleanSubmission(Preprocessor):
     It also treats malformed nbgrader metadata as absent (nbgrader would crash on it) and applies
     the kit's one rule for duplicated grade_ids (notebook.deduplicated_ids), so nbgrader keeps the
     same cell the engine grades."""
+
+    enabled = Bool(True, help="nbconvert preprocessors are off by default; this one must always run").tag(config=True)
 
     def __init__(self, **kw):
         super().__init__(**kw)
