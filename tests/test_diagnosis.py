@@ -418,3 +418,14 @@ def test_a_model_without_its_second_step_record_fails_closed():
     del result.values["again.ran"]
     found = _diagnosis(case, result)
     assert found is not None and found.id == "model_second_step" and "did not run" in found.message
+
+
+def test_a_missing_g_with_the_layers_in_order_is_not_called_an_order_mistake():
+    """When part 5's record shows every backward() ran after its output had a .g, is a missing
+    .g reported as the error it is, not as "layers not reversed"?"""
+    calls = json.dumps([["Mse", None], ["Lin(w2, b2)", True], ["Relu", True], ["Lin(w1, b1)", True]])
+    case, result = right(MODEL, drop=["x.g"], values={
+        "calls": calls, "error.type": "AttributeError",
+        "error.message": "'Tensor' object has no attribute 'g'", "error.line": "<cell 5> line 3"})
+    found = _diagnosis(case, result)
+    assert found.id == "exception" and "<cell 5> line 3" in found.message

@@ -115,6 +115,8 @@ def finished(student, case: Case):
     plain = status in ("crashed", "timeout") and emsg
     error = emsg if plain else f"{etype}: {emsg}" if etype and emsg else (etype or emsg or status)
     mistake_id = mistakes.error_id(case, status, etype, emsg, bool(getattr(err, "memory", False)))
+    if mistake_id == "layers_not_reversed" and mistakes._records(res.values, "calls"):
+        mistake_id = "exception"  # the recorded order was right: the error has another cause
     last = (getattr(err, "last_line", "") if err else "") or ""
     raise _fail(case, mistake_id, error=_short(error),
                 where=f" (at: {_short(last, 120)})" if last else "")
