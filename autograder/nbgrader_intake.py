@@ -47,6 +47,16 @@ def set_student_names(course: Path, names: dict[str, tuple[str, str]]) -> None:
         gb.db.commit()
 
 
+def _owned_by_someone_else(uid: int, student: str) -> bool:
+    """True when the student has an OS account and the folder belongs to another one. Hubs whose
+    students share one uid (containers) have no account per student: nbgrader's warning stays."""
+    try:
+        import pwd
+        return pwd.getpwnam(student).pw_uid != uid
+    except (ImportError, KeyError):
+        return False
+
+
 class SafeExchangeCollect(ExchangeCollect):
     """`nbgrader collect` for the JupyterHub exchange: the inbound folder is student-writable,
     so a submission is copied file by file, regular files only, never a link or through one,
@@ -61,9 +71,12 @@ class SafeExchangeCollect(ExchangeCollect):
             if valid_id(rec["username"]) != rec["username"]:
                 why = "the student id is not a safe id (letters, digits, . _ -)"
             else:
-                mode = os.lstat(path).st_mode
-                if not stat.S_ISDIR(mode):
+                st = os.lstat(path)
+                if not stat.S_ISDIR(st.st_mode):
                     why = "a symbolic link or a file, not a submission folder: never followed"
+                elif self.check_owner and _owned_by_someone_else(st.st_uid, rec["username"]):
+                    why = (f"made by another account (uid {st.st_uid}) than {rec['username']}'s: "
+                           "a student submitting in someone else's name")
             if why:
                 self.log.warning("Skipped inbound %s: %s", shown(rec["filename"]), why)
                 self.skipped.append(Skipped(rec["filename"], why))
