@@ -34,6 +34,12 @@ class Collected:
     taken: dict[str, str] = field(default_factory=dict)  # student id -> archive member collected
     skipped: list[Skipped] = field(default_factory=list)
 
+    def __len__(self) -> int:          # callers that counted the list of students still can
+        return len(self.students)
+
+    def __iter__(self):
+        return iter(self.students)
+
 
 def main(*, archive: str, assignment: str = "gradient_backward", course: str = ".",
          roster: str | None = None) -> int:
