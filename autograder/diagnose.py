@@ -125,7 +125,7 @@ def is_param(name: str) -> bool:
 
 
 def _factor(got: np.ndarray, expected: np.ndarray) -> float | None:
-    """The constant c with got == c * expected (same shape), if there is one."""
+    """The least-squares c in got ~ c * expected (same shape); callers check that it fits."""
     norm = float((expected * expected).sum())
     if norm == 0.0:
         return None
