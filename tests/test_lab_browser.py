@@ -107,6 +107,10 @@ def lab(workspace):
             f"--LabApp.user_settings_dir={workspace['home'] / 'settings'}"]
     if os.geteuid() == 0:
         args.append("--allow-root")
+    # No "get notified about Jupyter news?" toast over the screenshots.
+    notification = workspace["home"] / "settings" / "@jupyterlab" / "apputils-extension" / "notification.jupyterlab-settings"
+    notification.parent.mkdir(parents=True, exist_ok=True)
+    notification.write_text(json.dumps({"fetchNews": "false"}))
     log = open(workspace["top"] / "lab.log", "w")
     proc = subprocess.Popen(args, cwd=workspace["course"], env=workspace["env"], stdout=log, stderr=subprocess.STDOUT)
     base = f"http://127.0.0.1:{port}"
@@ -330,9 +334,12 @@ def test_source_notebook_opened_run_and_saved_in_lab_still_releases(browser, lab
     d.get(f"{lab}/lab/tree/course/source/{ASSIGNMENT}/{ASSIGNMENT}.ipynb?token={TOKEN}")
     wait_for(d, f"{NB}.content.widgets.length > 20 && {IDLE}", 90, "the source notebook and its kernel")
     test_cells = cells_where(d, "c.model.sharedModel.getSource().startsWith('from gbcheck import')")
-    d.execute_script("window.jupyterapp.commands.execute('notebook:run-all-cells')")
-    ran = f"[{','.join(map(str, test_cells))}].every(i => {NB}.content.widgets[i].model.executionCount)"
-    wait_for(d, f"{ran} && {IDLE}", 90, "Run All on the source notebook")
+    # Up to part 2's check (the training at the end takes long and proves nothing more here).
+    d.execute_script(f"{NB}.content.activeCellIndex = {test_cells[1] + 1};"
+                     "window.jupyterapp.commands.execute('notebook:run-all-above')")
+    wait_for(d, f"{NB}.content.widgets[{test_cells[1]}].model.executionCount && {IDLE}", 60,
+             "the source notebook's first parts to run")
+    assert output_lines(d, test_cells[0])[0].startswith("Part 1 (mse_grad): inp.g matches autograd")
     d.execute_script("return window.jupyterapp.commands.execute('docmanager:save')")
     wait_for(d, f"!{NB}.context.model.dirty", 20, "the save")
     d.save_screenshot(str(BUILD / "lab_instructor_source.png"))
