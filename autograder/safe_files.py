@@ -88,20 +88,15 @@ def regular_files(root: Path, *, skip_dot: bool = True, max_files: int = MAX_FIL
     return sorted(files), skipped
 
 
-def inside(path: Path, root: Path) -> bool:
-    """Is `path`, with every link resolved, still under `root` (resolved)?"""
-    try:
-        Path(os.path.realpath(path)).relative_to(os.path.realpath(root))
-    except ValueError:
-        return False
-    return True
-
-
 def read_regular(path: Path, root: Path, *, max_bytes: int = MAX_BYTES) -> bytes:
     """A file's bytes if it is a regular file inside `root`: no link anywhere on the way
     (checked against the resolved root), opened with O_NOFOLLOW, capped in size."""
-    if not inside(path, root) or Path(os.path.realpath(path)) != Path(os.path.realpath(root)) / \
-            Path(path).relative_to(root):
+    # resolving every link must change nothing below the root: a linked folder on the way is refused
+    try:
+        expected = Path(os.path.realpath(root)) / Path(path).relative_to(root)
+    except ValueError:
+        expected = None
+    if expected is None or Path(os.path.realpath(path)) != expected:
         raise NotebookError(f"{Path(path).name} is reached through a symbolic link: links are never followed")
     return read_submission_bytes(path, max_bytes=max_bytes)
 

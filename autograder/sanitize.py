@@ -58,13 +58,13 @@ class CleanSubmission(Preprocessor):
         cells = [c for c in nb.get("cells", []) if isinstance(c, dict) and isinstance(c.get("cell_type"), str)]
         ids = deduplicated_ids(cells)
         seen: set[str] = set()
-        for cell, keep in zip(cells, ids):
+        for number, (cell, keep) in enumerate(zip(cells, ids), start=1):
             md = cell.get("metadata")
             if not isinstance(md, dict):
                 cell["metadata"] = md = {}
             if "nbgrader" in md and (keep is None or nbgrader_meta(cell) is None):
-                self.log.warning("Cell %s: malformed or duplicated nbgrader metadata dropped",
-                                 len(seen) + 1)
+                self.log.warning("Cell %d: malformed or duplicated nbgrader metadata dropped "
+                                 "(the engine ignores it too)", number)
                 del md["nbgrader"]
             self._clean_cell(cell, seen)
         nb["cells"] = cells
