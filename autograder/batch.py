@@ -17,7 +17,7 @@ from pathlib import Path
 
 from . import rubric as rubric_mod
 from .progress import Progress
-from .safe_files import shown
+from .safe_files import shown, valid_id
 from .scoring import Result, score
 from .store import ResultStore, _atomic_write
 
@@ -50,7 +50,7 @@ def discover(folder: Path, assignment: str = "gradient_backward") -> list[tuple[
         for e in entries:
             if e.name.endswith(".ipynb") and _kind(e) != "file":
                 log.warning("%s: %s, skipped", shown(e.name), _kind(e))
-        return [(p.stem, p) for p in flat]
+        return [(p.stem, p) for p in flat if _safe(p.stem)]
     items = []
     for e in entries:
         if e.name.startswith(".") or _kind(e) == "file":
@@ -58,12 +58,23 @@ def discover(folder: Path, assignment: str = "gradient_backward") -> list[tuple[
         if _kind(e) != "folder":
             log.warning("%s: %s, skipped", shown(e.name), _kind(e))
             continue
+        if not _safe(e.name):
+            continue
         nb = _pick_notebook(Path(e.path) / assignment, assignment)
         if nb is not None:
             items.append((e.name, nb))
         else:
             log.warning("%s: no notebook under %s/, skipped", shown(e.name), assignment)
     return items
+
+
+def _safe(sid: str) -> bool:
+    """Ids become file names, log words and report cells: letters, digits, . _ - only."""
+    if valid_id(sid) == sid:
+        return True
+    log.warning("%s: not a safe id (letters, digits, . _ - only, no leading dot or dash): "
+                "skipped, rename it", shown(sid))
+    return False
 
 
 def _kind(entry: os.DirEntry) -> str:

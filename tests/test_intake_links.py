@@ -97,7 +97,9 @@ def test_grade_all_discovery_skips_links(tmp_path, caplog):
     flat.mkdir()
     (flat / "alice.ipynb").write_text("{}")
     (flat / "mallory.ipynb").symlink_to(SOLUTION)
+    (flat / "x\x1b[2Jy.ipynb").write_text("{}")
     assert [sid for sid, _ in batch.discover(flat)] == ["alice"]
+    assert "x\\x1b[2Jy" in caplog.text and "\x1b" not in caplog.text
     course = tmp_path / "course" / "submitted"
     (course / "bob" / "gradient_backward").mkdir(parents=True)
     (course / "bob" / "gradient_backward" / "gradient_backward.ipynb").write_text("{}")
