@@ -83,7 +83,7 @@ def _value_mistake(name, g, e, n):
                                "by n twice?"))
     for mistake, factor, text in candidates:
         if _close(g, e * factor):
-            return mistake, f"{name} {text}."
+            return mistake, f"{name} {text}" + ("" if text.endswith("?") else ".")
     if g.ndim == 2 and g.shape[0] == g.shape[1] > 1 and _close(g.T, e):
         return "transposed", f"{name} is the transpose of the expected value."
     if not np.all(np.isfinite(g)):
