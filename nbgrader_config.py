@@ -17,6 +17,7 @@ if os.path.dirname(sys.executable) not in os.environ.get("PATH", "").split(os.pa
 
 # No kernel ever runs student code here: the sandboxed engine grades, these steps copy its scores.
 c.Autograde.sanitize_preprocessors = [
+    "autograder.sanitize.CleanSubmission",          # student HTML bleached, odd metadata and duplicate ids as the engine reads them
     "nbgrader.preprocessors.ClearOutput",
     "nbgrader.preprocessors.DeduplicateIds",
     "nbgrader.preprocessors.OverwriteKernelspec",
@@ -35,11 +36,33 @@ c.Autograde.autograde_preprocessors = [
 ]
 c.OverwriteCells.add_missing_cells = True
 
-# Canvas "Download submissions" archives: <student>_[late_]<canvasid>_<fileid>_<name>.ipynb
-c.ZipCollectApp.collector_plugin = "autograder.nbgrader_step.CanvasCollector"
+# Feedback pages are rendered for the student from autograded/: bleached again (older notebooks there).
+c.GenerateFeedback.preprocessors = [
+    "autograder.sanitize.CleanSubmission",
+    "nbgrader.preprocessors.GetGrades",
+    "nbconvert.preprocessors.CSSHTMLHeaderPreprocessor",
+]
 
-# JupyterHub courses: the exchange folder shared by instructors and students.
-c.Exchange.root = os.environ.get("NBGRADER_EXCHANGE", "/srv/nbgrader/exchange")
+# Canvas "Download submissions" archives: <student>_[late_]<canvasid>_<fileid>_<name>.ipynb
+# (`make collect` reads the archive itself; this plugin is for a hand-run `nbgrader zip_collect`)
+c.ZipCollectApp.collector_plugin = "autograder.nbgrader_intake.CanvasCollector"
+# Exchange collect copies regular files only from the student-writable inbound folder (docs/instructors.md)
+c.ExchangeFactory.collect = "autograder.nbgrader_intake.SafeExchangeCollect"
+
+# The exchange folder shared by instructors and students: <course>/exchange for a course on one machine;
+# on a JupyterHub, set NBGRADER_EXCHANGE to the shared folder (docs/instructors.md).
+c.Exchange.root = os.environ.get("NBGRADER_EXCHANGE", os.path.join(c.CourseDirectory.root, "exchange"))
+if "NBGRADER_EXCHANGE" not in os.environ:
+    # nbgrader only warns ("exchange ... does not exist") and the Assignment List fails without it.
+    os.makedirs(c.Exchange.root, exist_ok=True)
+
+# Formgrader and feedback pages: MathJax inlined from the kit instead of a CDN, long lines wrapped.
+# nbconvert finds autograder/nbgrader_templates/nbconvert/templates/base/mathjax.html.j2 before its own
+# through JUPYTER_PATH (the feedback and formgrader exporters reset their own template settings).
+import autograder as _kit  # noqa: E402
+_templates = os.path.join(os.path.dirname(_kit.__file__), "nbgrader_templates")
+if _templates not in os.environ.get("JUPYTER_PATH", "").split(os.pathsep):
+    os.environ["JUPYTER_PATH"] = os.pathsep.join(filter(None, [_templates, os.environ.get("JUPYTER_PATH")]))
 
 # --- release (generate_assignment; autograder/release_stubs.py) -------------------------------
 # nbgrader's default pipeline with PartStubs right after ClearSolutions, before any checksum is taken,

@@ -1,21 +1,23 @@
 """`python -m autograder autograde ASSIGNMENT`: pre-grade in parallel, then nbgrader autograde per student, resumably."""
 from __future__ import annotations
 
+import codecs
 import hashlib
 import json
 import logging
-import re
+import os
+import stat
 import time
 from dataclasses import dataclass
 from pathlib import Path
 
 from . import rubric as rubric_mod
+from .notebook import MAX_BYTES, NotebookError, parse_submission, read_submission_bytes
+from .safe_files import shown, valid_id, write_new
 from .store import ResultStore, _atomic_write
 
 log = logging.getLogger("autograder.autograde")
 
-MAX_BYTES = 100 * 2**20        # nbgrader loads the whole notebook in memory; beyond this, not graded
-_GLOB_CHARS = re.compile(r"[*?\[\]/\\]")   # nbgrader globs student folders: these ids cannot be graded
 
 
 class AutogradeError(Exception):
@@ -72,37 +74,86 @@ def check_assignment(course: Path, assignment: str, known: list[str]) -> None:
 
 
 def discover(course: Path, assignment: str) -> list[Submission]:
-    """Every student folder under submitted/, with the notebook nbgrader will grade or why not."""
+    """Every student folder under submitted/, with the notebook nbgrader will grade or why not.
+    A symbolic link (a student folder, an assignment folder, a notebook) is never followed."""
     root = course / "submitted"
-    if not root.is_dir():
+    if not root.is_dir() or root.is_symlink():
         return []
     expected = f"{rubric_mod.load(assignment).source.stem}.ipynb"
     subs = []
-    for folder in sorted(p for p in root.iterdir() if p.is_dir() and not p.name.startswith(".")):
-        if not (folder / assignment).is_dir():
+    for entry in sorted(os.scandir(root), key=lambda e: e.name):
+        if entry.name.startswith("."):
             continue
-        subs.append(_inspect(folder.name, folder / assignment, expected))
+        folder = Path(entry.path)
+        if entry.is_symlink():
+            log.warning("submitted/%s is a symbolic link, never followed: skipped", shown(entry.name))
+            continue
+        if not entry.is_dir(follow_symlinks=False) or not (folder / assignment).is_dir():
+            continue
+        if valid_id(entry.name) != entry.name:
+            # never written to the gradebook: nbgrader's pages print student ids unescaped
+            log.warning("submitted/%s: not a safe student id (letters, digits, . _ - only, no "
+                        "leading dot or dash): skipped, rename the folder", shown(entry.name))
+            continue
+        subs.append(_inspect(entry.name, folder / assignment, expected))
     return subs
 
 
 def _inspect(student: str, folder: Path, expected: str) -> Submission:
-    if _GLOB_CHARS.search(student):
-        return Submission(student, folder, None, f"student id {student!r} contains * ? [ ] or a "
-                          "slash, which nbgrader cannot handle: rename the folder")
-    if student != student.strip() or " " in student or not student.isascii():
-        log.warning("student id %r has spaces or non-ASCII letters: graded, but check that it "
-                    "matches your LMS roster before exporting grades", student)
+    if valid_id(student) != student:
+        return Submission(student, folder, None, f"student id {shown(student)} is not a safe id "
+                          "(letters, digits, . _ - only, no leading dot): rename the folder")
+    if folder.is_symlink():
+        return Submission(student, folder, None, f"{folder.name}/ is a symbolic link, never followed")
     nb = folder / expected
-    if not nb.is_file():
+    try:
+        st = nb.lstat()
+    except FileNotFoundError:
+        st = None
+    if st is None:
         others = sorted(p.name for p in folder.glob("*.ipynb"))
         why = (f"found {others} but not {expected} (rename it, or collect with "
                "`make collect`, which does)") if others else f"no notebook in {folder}"
         return Submission(student, folder, None, why)
-    if nb.stat().st_size > MAX_BYTES:
+    if stat.S_ISLNK(st.st_mode):
+        return Submission(student, folder, None, f"{expected} is a symbolic link, not a file: "
+                          "links are never followed")
+    if not stat.S_ISREG(st.st_mode):
+        return Submission(student, folder, None, f"{expected} is not a regular file")
+    if st.st_size > MAX_BYTES:
         return Submission(student, folder, None,
-                          f"{expected} is {nb.stat().st_size / 2**20:.0f} MB (limit "
+                          f"{expected} is {st.st_size / 2**20:.0f} MB (limit "
                           f"{MAX_BYTES // 2**20} MB): clear its outputs and resubmit")
+    normalize_for_nbgrader(nb)
     return Submission(student, folder, nb)
+
+
+def normalize_for_nbgrader(nb: Path) -> bool:
+    """nbgrader reads notebooks strictly (a UTF-8 BOM or UTF-16 is "not JSON" to it) while the
+    engine reads them liberally: a notebook the engine can read but nbgrader could not is
+    rewritten as plain nbformat-4 JSON, the student's bytes kept beside it
+    (`<name>.as-submitted`), so both grade the same file instead of nbgrader failing on every run."""
+    try:
+        raw = read_submission_bytes(nb)
+        parsed = parse_submission(raw)
+    except NotebookError:
+        return False            # the engine records 0 with the reason; nbgrader never opens it
+    try:
+        if not raw.startswith(codecs.BOM_UTF8) and json.loads(raw.decode("utf-8")).get("nbformat") == 4:
+            return False
+    except (UnicodeDecodeError, ValueError, AttributeError, RecursionError):
+        pass
+    import nbformat
+    keep = nb.with_name(nb.name + ".as-submitted")
+    if not keep.exists():
+        write_new(keep, raw)
+    tmp = nb.with_name(f".{nb.name}.tmp")
+    tmp.unlink(missing_ok=True)
+    write_new(tmp, nbformat.writes(parsed).encode("utf-8"))
+    os.replace(tmp, nb)
+    log.info("%s: rewritten as plain nbformat-4 JSON for nbgrader (the original is %s)",
+             nb, keep.name)
+    return True
 
 
 def pregrade(subs: list[Submission], store: ResultStore, *, jobs: int, progress: str) -> None:

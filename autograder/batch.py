@@ -7,6 +7,7 @@ import logging
 import multiprocessing as mp
 import os
 import signal
+import stat
 import time
 import traceback
 from collections import deque
@@ -16,6 +17,7 @@ from pathlib import Path
 
 from . import rubric as rubric_mod
 from .progress import Progress
+from .safe_files import shown, valid_id
 from .scoring import Result, score
 from .store import ResultStore, _atomic_write
 
@@ -33,27 +35,68 @@ class EngineUnavailable(RuntimeError):
 
 # --- what to grade ----------------------------------------------------------------------
 def discover(folder: Path, assignment: str = "gradient_backward") -> list[tuple[str, Path]]:
-    """(id, notebook) pairs from a flat folder (id = file stem) or nbgrader's submitted/ (id = student)."""
+    """(id, notebook) pairs from a flat folder (id = file stem) or nbgrader's submitted/ (id = student).
+
+    Only regular files and real folders count: a symbolic link (to a solution, to another
+    student's folder) is never followed, and is logged with the reason."""
     folder = Path(folder)
     if not folder.is_dir():
         raise FileNotFoundError(f"{folder} is not a folder")
     if (folder / "submitted").is_dir() and not any(folder.glob("*.ipynb")):
         folder = folder / "submitted"          # the course root was given
-    flat = sorted(p for p in folder.glob("*.ipynb") if p.is_file())
+    entries = sorted(os.scandir(folder), key=lambda e: e.name)
+    flat = [Path(e.path) for e in entries if e.name.endswith(".ipynb") and _kind(e) == "file"]
     if flat:
-        return [(p.stem, p) for p in flat]
+        for e in entries:
+            if e.name.endswith(".ipynb") and _kind(e) != "file":
+                log.warning("%s: %s, skipped", shown(e.name), _kind(e))
+        return [(p.stem, p) for p in flat if _safe(p.stem)]
     items = []
-    for student in sorted(p for p in folder.iterdir() if p.is_dir() and not p.name.startswith(".")):
-        nb = _pick_notebook(student / assignment, assignment)
+    for e in entries:
+        if e.name.startswith(".") or _kind(e) == "file":
+            continue
+        if _kind(e) != "folder":
+            log.warning("%s: %s, skipped", shown(e.name), _kind(e))
+            continue
+        if not _safe(e.name):
+            continue
+        nb = _pick_notebook(Path(e.path) / assignment, assignment)
         if nb is not None:
-            items.append((student.name, nb))
+            items.append((e.name, nb))
         else:
-            log.warning("%s: no notebook under %s/, skipped", student.name, assignment)
+            log.warning("%s: no notebook under %s/, skipped", shown(e.name), assignment)
     return items
 
 
+def _safe(sid: str) -> bool:
+    """Ids become file names, log words and report cells: letters, digits, . _ - only."""
+    if valid_id(sid) == sid:
+        return True
+    log.warning("%s: not a safe id (letters, digits, . _ - only, no leading dot or dash): "
+                "skipped, rename it", shown(sid))
+    return False
+
+
+def _kind(entry: os.DirEntry) -> str:
+    mode = entry.stat(follow_symlinks=False).st_mode
+    if stat.S_ISLNK(mode):
+        return "a symbolic link, never followed"
+    if stat.S_ISDIR(mode):
+        return "folder"
+    if stat.S_ISREG(mode):
+        return "file"
+    return "not a regular file"
+
+
 def _pick_notebook(folder: Path, assignment: str) -> Path | None:
-    notebooks = sorted(p for p in folder.glob("*.ipynb") if p.is_file()) if folder.is_dir() else []
+    if folder.is_symlink() or not folder.is_dir():
+        return None
+    notebooks, links = [], []
+    for e in sorted(os.scandir(folder), key=lambda e: e.name):
+        if e.name.endswith(".ipynb"):
+            (notebooks if _kind(e) == "file" else links).append(Path(e.path))
+    for p in links:
+        log.warning("%s: %s is a symbolic link or not a regular file, never followed", folder, shown(p.name))
     if not notebooks:
         return None
     preferred = rubric_mod.load(assignment).source.name

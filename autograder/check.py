@@ -75,22 +75,49 @@ def plan(nb) -> tuple[list[int], list[int], dict[str, Check]]:
     return run, skipped, checks
 
 
-def _error_lines(output) -> list[str]:
-    """The error as the notebook shows it last: `Type: message`, without the traceback."""
+_CELL_FRAME = re.compile(r"Cell In\[(\d+)\], line (\d+)")
+
+
+def _where(output, nb) -> str | None:
+    """'line 3 of your cell `mse_grad` (notebook cell 14): <that line>' for the innermost notebook frame of a
+    traceback (IPython and gbcheck name a cell's code `Cell In[<execution count>], line <n>`)."""
+    frames = _CELL_FRAME.findall(_ANSI.sub("", "\n".join(output.get("traceback", []))))
+    if nb is None or not frames:
+        return None
+    count, line = int(frames[-1][0]), int(frames[-1][1])
+    index = next((i for i, c in enumerate(nb.cells)
+                  if c.cell_type == "code" and c.get("execution_count") == count), None)
+    if index is None:
+        return None
+    cell = nb.cells[index]
+    gid = _nbgrader(cell).get("grade_id")
+    name = f"your cell `{gid}`" if _nbgrader(cell).get("solution") else f"cell `{gid}`" if gid else "a cell"
+    lines = cell.source.splitlines()
+    code = f": {lines[line - 1].strip()}" if 0 < line <= len(lines) else ""
+    return f"at line {line} of {name} (notebook cell {index + 1}){code}"
+
+
+def _error_lines(output, nb=None) -> list[str]:
+    """The error as the notebook shows it last: `Type: message` (a check's verdict: its message alone),
+    and for a raw error in the student's code, the cell and line it came from."""
     ename, evalue = output.get("ename", "Error"), output.get("evalue", "")
+    if ename == "CheckFailed":
+        return _ANSI.sub("", evalue).rstrip().splitlines()
     if ename == "NotImplementedError" and not evalue.strip():
         evalue = "not written yet (the cell still raises NotImplementedError)"
-    return _ANSI.sub("", f"{ename}: {evalue}").rstrip().splitlines()
+    lines = _ANSI.sub("", f"{ename}: {evalue}").rstrip().splitlines()
+    where = None if ename == "NotImplementedError" else _where(output, nb)
+    return lines + [f"  {where}"] if where else lines
 
 
-def _cell_result(cell) -> tuple[list[str], list[str] | None]:
+def _cell_result(cell, nb=None) -> tuple[list[str], list[str] | None]:
     """(printed lines, error lines or None) of an executed cell."""
     printed, error = [], None
     for out in cell.get("outputs", []):
         if out.output_type == "stream":
             printed += _ANSI.sub("", out.text).rstrip("\n").splitlines()
         elif out.output_type == "error":
-            error = _error_lines(out)
+            error = _error_lines(out, nb)
     return printed, error
 
 
@@ -106,8 +133,8 @@ def judge(nb, checks: dict[str, Check], executed: set[int], timeout: int = CELL_
         if c.test_cell not in executed:
             c.lines = ["did not run: the notebook stopped before this check (see above)."]
             continue
-        sol_error = _cell_result(nb.cells[c.solution_cell])[1] if c.solution_cell is not None else None
-        printed, error = _cell_result(nb.cells[c.test_cell])
+        sol_error = _cell_result(nb.cells[c.solution_cell], nb)[1] if c.solution_cell is not None else None
+        printed, error = _cell_result(nb.cells[c.test_cell], nb)
         if error is None:
             c.status, c.lines = "passed", printed
             continue
@@ -181,7 +208,7 @@ def _setup_errors(nb, run: list[int], executed: set[int], checks: dict[str, Chec
     found = []
     for i in run:
         if i in executed and i not in own:
-            error = _cell_result(nb.cells[i])[1]
+            error = _cell_result(nb.cells[i], nb)[1]
             if error:
                 gid = _nbgrader(nb.cells[i]).get("grade_id")
                 found.append(f"cell {i + 1}{f' ({gid})' if gid else ''} raised {error[0]}")

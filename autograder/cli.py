@@ -32,10 +32,11 @@ def _parser() -> argparse.ArgumentParser:
     a.add_argument("--jobs", type=int, default=0)
     a.add_argument("--course", default=".", help="the course directory (has nbgrader_config.py)")
 
-    c = sub.add_parser("collect", help="an LMS download (zip) -> submitted/ via nbgrader zip_collect")
+    c = sub.add_parser("collect", help="an LMS download (Canvas zip) -> submitted/, every skipped file listed")
     c.add_argument("archive")
     c.add_argument("assignment", nargs="?", default="gradient_backward")
     c.add_argument("--course", default=".")
+    c.add_argument("--roster", default=None, help="Canvas gradebook export (CSV): students' names for the gradebook")
 
     k = sub.add_parser("check", help="run the public checks of your notebook (students)")
     k.add_argument("notebook")

@@ -7,11 +7,14 @@ import logging
 import os
 import subprocess
 import sys
+import tempfile
 import zipfile
 from pathlib import Path
 
 from . import rubric as rubric_mod
+from .notebook import NotebookError, grading_copy
 from .rubric import KIT_ROOT
+from .safe_files import read_regular, regular_files
 from .scoring import Result, unreadable
 
 log = logging.getLogger(__name__)
@@ -53,8 +56,17 @@ def build(out: Path, *, config: dict | None = None, kit: Path = KIT_ROOT) -> Pat
     out.parent.mkdir(parents=True, exist_ok=True)
     tmp = out.with_suffix(".zip.tmp")
     with zipfile.ZipFile(tmp, "w", zipfile.ZIP_DEFLATED) as z:
+        source_nb = rubric_mod.load(cfg["assignment"]).source.resolve()
         for path, name in _bundle_files(kit, source_dir):
-            _add(z, name, path.read_bytes(), executable=name in ("setup.sh", "run_autograder"))
+            data = path.read_bytes()
+            if path.resolve() == source_nb:
+                # the instructor's notebook without its solutions and hidden tests: grading needs
+                # only its locked cells and ids, and nothing a student could point a link at
+                # may hold an answer
+                data = grading_copy(data)
+            elif path.suffix == ".ipynb":
+                continue        # no other notebook (a scratch copy with answers) leaves the kit
+            _add(z, name, data, executable=name in ("setup.sh", "run_autograder"))
         _add(z, CONFIG, (json.dumps(cfg, indent=1, sort_keys=True) + "\n").encode())
     os.replace(tmp, out)
     return out
@@ -79,19 +91,25 @@ def main(*, out: str = "build/autograder.zip", visibility: str | None = None,
 def pick_notebook(folder: Path, expected: str) -> tuple[Path | None, str]:
     """(the notebook to grade or None, a note for the student).
 
-    Several notebooks: the one named like the assignment wins; otherwise nothing is guessed.
+    Only regular files inside the submission count: a symbolic link (to the kit's notebook, to
+    another file) is never followed, and said so. Several notebooks: the one named like the
+    assignment wins; otherwise nothing is guessed.
     """
     # dot folders hold checkpoints, .git, or (in CI) the grading kit's own notebook: never the answer
-    found = sorted(p for p in folder.rglob("*.ipynb")
-                   if not any(part.startswith(".") for part in p.relative_to(folder).parts))
+    files, skipped = regular_files(folder)
+    found = [p for p in files if p.suffix.lower() == ".ipynb"]
+    links = [s for s in skipped if s.what.lower().endswith(".ipynb")]
+    refused = " ".join(f"{s.line()}." for s in links)
     if not found:
-        return None, f"No notebook found in your submission: upload {expected}."
+        return None, " ".join(x for x in (f"No notebook found in your submission: upload {expected}.",
+                                          refused) if x)
     if len(found) == 1:
-        return found[0], ""
+        return found[0], refused
     named = [p for p in found if p.name.lower() == expected.lower()]
     names = ", ".join(p.relative_to(folder).as_posix() for p in found)
     if len(named) == 1:
-        return named[0], f"Several notebooks were submitted ({names}); graded {expected}, ignored the rest."
+        return named[0], " ".join(x for x in (f"Several notebooks were submitted ({names}); graded "
+                                              f"{expected}, ignored the rest.", refused) if x)
     return None, f"Several notebooks were submitted ({names}) and none is unambiguously {expected}: submit only {expected}."
 
 
@@ -117,7 +135,16 @@ def grade_folder(folder: Path, assignment: str, *, timeout: float) -> Result:
     notebook, note = pick_notebook(folder, expected)
     if notebook is None:
         return unreadable(rubric, note)
-    result, failure = grade_via_cli(notebook, assignment, timeout=timeout)
+    # The grader reads a private copy taken through an O_NOFOLLOW descriptor: a file swapped for
+    # a link after the pick, or reached through a linked folder, is refused, not followed.
+    try:
+        data = read_regular(notebook, folder)
+    except NotebookError as exc:
+        return unreadable(rubric, " ".join(x for x in (note, str(exc)) if x))
+    with tempfile.TemporaryDirectory(prefix="gb-submission-") as private:
+        copy = Path(private) / expected
+        copy.write_bytes(data)
+        result, failure = grade_via_cli(copy, assignment, timeout=timeout)
     if result is None:
         failed = unreadable(rubric, f"the autograder failed ({failure}); this is not a judgement "
                                     "of your work: please tell your instructor")

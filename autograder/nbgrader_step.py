@@ -1,14 +1,11 @@
-"""nbgrader glue: engine-fed autograde preprocessors, the Canvas collector, gradebook access (the kit's only nbgrader importer)."""
+"""nbgrader glue: engine-fed autograde preprocessors and gradebook access (intake glue: nbgrader_intake.py)."""
 from __future__ import annotations
 
 import atexit
 import logging
 import os
-import re
 import sqlite3
-import unicodedata
 import warnings
-from dataclasses import dataclass
 from pathlib import Path
 
 import nbformat
@@ -18,7 +15,6 @@ from traitlets import Unicode
 from nbgrader.api import Gradebook, MissingEntry
 from nbgrader.apps import NbGraderAPI
 from nbgrader.coursedir import CourseDirectory
-from nbgrader.plugins import FileNameCollectorPlugin
 from nbgrader.preprocessors import ClearHiddenTests, NbGraderPreprocessor
 
 from . import rubric as rubric_mod
@@ -220,96 +216,8 @@ def part_outputs(part: PartResult, points: float) -> list[NotebookNode]:
                                    execution_count=None)]
 
 
-# --- collecting a Canvas download -------------------------------------------------------------
-CANVAS = re.compile(r"^(?P<student>[^_/]+)_(?P<late>late_)?(?P<canvas_id>\d+)_(?P<file_no>\d+)_(?P<name>.+)$")
-_RESUBMIT = re.compile(r"^(?P<stem>.*?)-(?P<n>\d+)$")
-
-
-@dataclass(frozen=True)
-class CanvasFile:
-    path: str
-    student: str
-    late: bool
-    file_no: int
-    stem: str          # the original file name without extension and without Canvas' "-N"
-    attempt: int       # N of Canvas' "-N" suffix (0 for the first upload)
-    ext: str
-
-
-def parse_canvas(path: str) -> CanvasFile | None:
-    """Canvas names each file `<student>_[late_]<canvasid>_<fileid>_<original name>`."""
-    m = CANVAS.match(os.path.basename(path))
-    if not m:
-        return None
-    stem, ext = os.path.splitext(m["name"])
-    attempt = 0
-    r = _RESUBMIT.match(stem)
-    if r:
-        stem, attempt = r["stem"], int(r["n"])
-    return CanvasFile(path=path, student=normalize_student(m["student"]), late=bool(m["late"]),
-                      file_no=int(m["file_no"]), stem=stem, attempt=attempt, ext=ext.lower())
-
-
-def normalize_student(raw: str) -> str:
-    """NFC form, so the same name typed on two systems is one student."""
-    return unicodedata.normalize("NFC", raw).strip()
-
-
-def choose_latest(files: list[CanvasFile], notebook: str) -> dict[str, CanvasFile]:
-    """Per student the notebook to grade: the assignment's own name first, then the latest upload."""
-    best: dict[str, CanvasFile] = {}
-    for f in files:
-        rank = (f.stem == notebook, f.file_no, f.attempt)
-        old = best.get(f.student)
-        if old is None or rank > (old.stem == notebook, old.file_no, old.attempt):
-            best[f.student] = f
-    return best
-
-
-class CanvasCollector(FileNameCollectorPlugin):
-    """zip_collect plugin for Canvas' "Download submissions" archive (see docs/instructors.md).
-
-    Picks one notebook per student (a resubmission `name-1.ipynb` beats `name.ipynb`, a later
-    Canvas file id beats an earlier one), renames it to the assignment's notebook, and skips
-    anything else with a log line.
-    """
-
-    _chosen: dict[str, CanvasFile] | None = None
-
-    def _choose(self, any_file: str) -> dict[str, CanvasFile]:
-        if self._chosen is None:
-            app = self.parent
-            root = app._format_collect_path(app.extracted_directory) if app else os.path.dirname(any_file)
-            notebook = app.coursedir.assignment_id if app else ""
-            found = []
-            for dirpath, _, names in os.walk(root):
-                for name in names:
-                    f = parse_canvas(os.path.join(dirpath, name))
-                    if f and f.ext == ".ipynb":
-                        found.append(f)
-            self._chosen = choose_latest(found, notebook)
-        return self._chosen
-
-    def collect(self, submitted_file: str):
-        name = os.path.basename(submitted_file)
-        f = parse_canvas(submitted_file)
-        if f is None:
-            self.log.warning("Ignored %r: not a Canvas submission file name", name)
-            return None
-        if f.ext != ".ipynb":
-            self.log.warning("Ignored %r from %s: not a notebook", name, f.student)
-            return None
-        chosen = self._choose(submitted_file).get(f.student)
-        if chosen is None or chosen.path != submitted_file:
-            self.log.warning("Ignored %r: %s also submitted %r, which is kept", name, f.student,
-                             os.path.basename(chosen.path) if chosen else "?")
-            return None
-        assignment = self.parent.coursedir.assignment_id if self.parent else f.stem
-        if f.stem != assignment or f.attempt:
-            self.log.info("Collected %r as %s/%s.ipynb", name, f.student, assignment)
-        if f.late:
-            self.log.warning("%s submitted late (Canvas marks the file name 'late')", f.student)
-        return {"student_id": f.student, "file_id": f"{assignment}.ipynb"}
+# --- collecting: moved to autograder/collect.py, canvas.py and nbgrader_intake.py -----------
+from .canvas import parse_canvas  # noqa: E402,F401  (kept importable from here for demo.py)
 
 
 # --- the gradebook, read and written through nbgrader's API ------------------------------------
@@ -379,16 +287,32 @@ def has_submission(course: Path, assignment: str, student: str) -> bool:
 
 def record_zero(course: Path, assignment: str, student: str, reason: str) -> None:
     """A student whose submission nbgrader cannot open gets 0 on every autograded cell, with the reason."""
+    from nbgrader.utils import parse_utc
+    stamp = Path(course) / "submitted" / student / assignment / "timestamp.txt"
     with Gradebook(db_url(course)) as gb:
         gb.update_or_create_student(student)
         sub = gb.update_or_create_submission(assignment, student)
+        # The formgrader counts a submission as autograded (and shows its score) only when this timestamp
+        # equals the submitted one and autograded/<student>/<assignment>/ exists.
+        sub.timestamp = parse_utc(stamp.read_text().strip()) if stamp.is_file() else None
+        names = []
         for nb in sub.notebooks:
+            names.append(nb.name)
             for grade in nb.grades:
                 grade.auto_score = 0.0 if grade.cell_type == "code" else grade.auto_score
                 grade.needs_manual_grade = grade.manual_score is not None
             for comment in nb.comments:
                 comment.auto_comment = f"Not graded: {reason}"
         gb.db.commit()
+    # What the grading view opens for this student: the reason, in place of a notebook nobody could read.
+    import html
+    folder = Path(course) / "autograded" / student / assignment
+    folder.mkdir(parents=True, exist_ok=True)
+    note = nbformat.v4.new_notebook(cells=[nbformat.v4.new_markdown_cell(
+        f"**Not graded, scored 0:** {html.escape(reason)}\n\nThe kit could not read this submission; "
+        "every part was recorded as 0. Ask the student to resubmit, or enter manual scores.")])
+    for name in names:
+        nbformat.write(note, str(folder / f"{name}.ipynb"))
 
 
 def grade_rows(course: Path, assignment: str) -> list[tuple]:

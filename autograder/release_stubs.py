@@ -1,4 +1,4 @@
-"""Release preprocessor: turns nbgrader's one placeholder stub into a NotImplementedError naming the part."""
+"""Release preprocessor: turns nbgrader's one placeholder stub into a one-line NotImplementedError naming the part."""
 from __future__ import annotations
 
 import ast
@@ -36,14 +36,10 @@ def _enclosing_defs(tree: ast.AST) -> dict[int, ast.FunctionDef]:
 
 
 def _what_to_write(func) -> str:
+    """'write mse_grad' or 'write Lin.bwd': short enough for one screen line; the docstring above it says what."""
     if func is None:
         return "write the code this cell asks for"
-    doc = ast.get_docstring(func)
-    summary = doc.strip().splitlines()[0].rstrip(".") if doc else ""
-    first = summary.split(" ", 1)[0]
-    if first[:1].isupper() and first[1:].islower():  # "Store in ..." reads on as "store in ..."; "ReLU" stays
-        summary = summary[0].lower() + summary[1:]
-    return f"write {func.qualname}: {summary}" if summary else f"write the body of {func.qualname}"
+    return f"write {func.qualname}"
 
 
 def _quoted(message: str) -> str:
@@ -51,10 +47,11 @@ def _quoted(message: str) -> str:
 
 
 def part_label(grade_id: str, title: str | None) -> str:
-    """'Part 1 (mse_grad)' from the rubric title 'Part 1: mse_grad'; the bare grade_id without a title."""
+    """'Part 1' from the rubric title 'Part 1: mse_grad' (the stub sits in that part's cell, which names the
+    function); the bare grade_id without a title."""
     if not title:
         return grade_id
-    return f"{title.split(':')[0].strip()} ({grade_id})"
+    return title.split(":")[0].strip()
 
 
 def personalise(source: str, label: str) -> str:

@@ -117,7 +117,8 @@ def score(rubric: Rubric, outcomes: list[TestOutcome], *, feedback: dict[str, st
         forbidden = ("autograd" in part_flags and not rp.autograd_allowed) or "unverifiable" in part_flags
         s = part_score(rp.points, sum(o.weight for o in mine if o.passed),
                        sum(o.weight for o in mine), forbidden=forbidden)
-        mistakes = sorted({o.mistake for o in mine if o.mistake})
+        # One failed test may report several mistakes, their ids joined by "+".
+        mistakes = sorted({m for o in mine if o.mistake for m in o.mistake.split("+")})
         parts.append(PartResult(
             part=rp.part, name=rp.test_cell, title=rp.title, score=s, max_score=rp.points,
             output=feedback.get(rp.part, ""), tests_passed=passed, tests_total=len(mine),

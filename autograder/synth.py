@@ -53,6 +53,8 @@ def write_submission(path: Path, overrides: dict[str, str] | None = None, **kw) 
 
 _GRADE_ID = re.compile(r"^# (grade_id|added_after): *(\S+) *$", re.M)
 _HEADER = re.compile(r"^# (expect|mistakes|flags|notebook): *(.+)$", re.M)
+# `# pending: why`: the variant states what grading must give once work named there lands.
+_PENDING = re.compile(r"^# pending: *(.+)$", re.M)
 
 
 @dataclass
@@ -63,12 +65,14 @@ class Variant:
     student added after cell X; `# notebook: release` starts from the student's release
     notebook (every stub unanswered) instead of the solutions; `# expect: mse_grad=0
     others=full`, `# mistakes: part=id,id` and `# flags: part=flag` state the expected
-    result. Tests, the sample class and the benchmark all build their submissions from such files."""
+    result; `# pending: why` says that it is not reached yet, and why. Tests, the sample class
+    and the benchmark all build their submissions from such files."""
     name: str
     overrides: dict[str, str]
     expect: dict[str, str] = field(default_factory=dict)   # part -> 0 | full | partial | less | any
     mistakes: dict[str, set[str]] = field(default_factory=dict)
     flags: dict[str, set[str]] = field(default_factory=dict)
+    pending: str = ""
     added: dict[str, list[str]] = field(default_factory=dict)
     base: str = "source"    # source | release
 
@@ -107,13 +111,14 @@ def read_variant(path: Path, **substitutions: str) -> Variant:
     overrides: dict[str, str] = {}
     added: dict[str, list[str]] = {}
     for i, m in enumerate(starts):
-        code = _HEADER.sub("", text[m.end():(starts[i + 1].start() if i + 1 < len(starts)
-                                             else None)]).strip("\n") + "\n"
+        code = _PENDING.sub("", _HEADER.sub("", text[m.end():(
+            starts[i + 1].start() if i + 1 < len(starts) else None)])).strip("\n") + "\n"
         if m.group(1) == "grade_id":
             overrides[m.group(2)] = code
         else:
             added.setdefault(m.group(2), []).append(code)
     ids = lambda d: {k: set(v.split(",")) for k, v in d.items()}  # noqa: E731
     base = next(iter(heads.get("notebook", {"source": ""})), "source")
+    pending = "; ".join(m.strip() for m in _PENDING.findall(text))
     return Variant(Path(path).stem, overrides, heads.get("expect", {}),
-                   ids(heads.get("mistakes", {})), ids(heads.get("flags", {})), added, base)
+                   ids(heads.get("mistakes", {})), ids(heads.get("flags", {})), pending, added, base)

@@ -57,7 +57,7 @@ def answers() -> dict[str, str]:
     for cell in nb.cells:
         meta = cell.get("metadata", {}).get("nbgrader", {})
         if meta.get("solution"):
-            out[meta["grade_id"]] = re.sub(r"[ \t]*### (BEGIN|END) SOLUTION\n", "", cell.source)
+            out[meta["grade_id"]] = re.sub(r"[ \t]*### (BEGIN|END) SOLUTION[^\n]*(\n|$)", "", cell.source).rstrip("\n")
     return out
 
 

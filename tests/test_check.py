@@ -40,12 +40,14 @@ def all_passing_check(tmp_path_factory) -> subprocess.CompletedProcess:
 
 @pytest.fixture(scope="module")
 def troubled_check(tmp_path_factory) -> subprocess.CompletedProcess:
-    """A notebook with a wrong part 1, an endless part 2, a hidden test that prints a secret,
+    """A notebook with a wrong part 1, an endless part 2, a part 4 with a NameError, a hidden test that prints a secret,
     a grader:skip cell that would print, and a part 8 that kills the kernel."""
     folder = _release_folder(tmp_path_factory.mktemp("troubled"))
     nb = write_submission(folder / "gradient_backward.ipynb", {
         "mse_grad": WRONG_MSE_GRAD,
         "relu_grad": "while True:\n    pass\n",
+        "forward_and_backward": ("def forward_and_backward(inp, targ):\n    l1 = lin(inp, w1, b1)\n"
+                                 "    return l1 + undefined_name\n"),
         "test_mse_grad": ("from gbcheck import check_mse_grad\ncheck_mse_grad(mse_grad)\n"
                           "### BEGIN HIDDEN TESTS\nprint('SECRET HIDDEN TEST')\n### END HIDDEN TESTS\n"),
         "train_by_hand": "print('SKIPPED CELL RAN')\n",
@@ -70,8 +72,18 @@ def test_wrong_part_fails_with_the_notebook_message(troubled_check):
     out = troubled_check.stdout
     assert troubled_check.returncode == 0, troubled_check.stderr
     assert "FAIL  Part 1" in out
-    assert "AssertionError: Part 1 (mse_grad) failed:" in out
+    assert "      Part 1 (mse_grad) failed:" in out  # the verdict alone, as the notebook shows it
     assert "PASS  Part 3" in out  # later parts still checked
+
+
+@pytest.mark.slow
+def test_raw_error_names_the_students_cell_and_line(troubled_check):
+    """Does an error raised in the student's own code say which cell and line it came from?"""
+    part4 = troubled_check.stdout.split("FAIL  Part 4", 1)[1].split("\nFAIL ", 1)[0].split("\nPASS ", 1)[0]
+    assert "NameError: name 'undefined_name' is not defined" in part4
+    assert "at line 3 of your cell `forward_and_backward` (notebook cell " in part4
+    assert "return l1 + undefined_name" in part4
+    assert "gbcheck" not in part4
 
 
 @pytest.mark.slow

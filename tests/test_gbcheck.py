@@ -1,6 +1,7 @@
 """The public checks: explain() names the agreed mistakes, and each check catches real wrong answers."""
 from __future__ import annotations
 
+import linecache
 import sys
 from pathlib import Path
 
@@ -169,13 +170,13 @@ class Lin(Module):
 
 @pytest.mark.parametrize("wg, expected_message", [
     ("inp.t() @ out.g", None),
-    ('torch.einsum("bi,bj->ij", inp, out.g)', None),
+    ('torch.einsum("bi,bj->ij", inp, out.g)', "calls einsum"),
     ("(inp.unsqueeze(-1) * out.g.unsqueeze(1)).sum(0)", "outer product"),
     ('torch.einsum("bi,bj->bij", inp, out.g).sum(0)', "outer product"),
 ])
-def test_lin_without_einsum_rejects_outer_products(wg, expected_message):
-    """Does part 7's check accept one matrix product (einsum's contraction too) and reject the
-    (n, in, out) outer product, as the hidden suite does?"""
+def test_lin_without_einsum_rejects_einsum_and_outer_products(wg, expected_message):
+    """Does part 7's check accept one matrix product with @ and reject einsum (as the text says) and the
+    (n, in, out) outer product?"""
     ns = define(LIN_7.replace("WG", wg))
     if expected_message is None:
         gbcheck.check_lin_without_einsum(ns["Lin"])
@@ -300,3 +301,45 @@ def test_module_that_forgets_its_args_is_told_so():
     ns = define(MODULE_6.replace("ARGS", "pass"))
     message = fails_with(gbcheck.check_module_forward, ns["Module"], ns["Relu"], ns["Lin"], ns["Mse"])
     assert "keep its arguments in self.args" in message
+
+
+# --------------------------------------------------------------------------------------
+# How a failure looks in the notebook: one short box, the student's own frames only
+# --------------------------------------------------------------------------------------
+
+def failure(check, *args) -> BaseException:
+    with pytest.raises(Exception) as info:
+        check(*args)
+    return info.value
+
+
+def test_a_failed_check_renders_as_its_message_alone():
+    """Is a wrong answer a CheckFailed (an AssertionError for nbgrader) that IPython shows as 2 lines?"""
+    ns = define("def mse_grad(inp, targ):\n    inp.g = 4. * (inp.squeeze(-1) - targ).unsqueeze(-1) / inp.shape[0]")
+    exc = failure(gbcheck.check_mse_grad, ns["mse_grad"])
+    assert isinstance(exc, gbcheck.CheckFailed) and isinstance(exc, AssertionError)
+    lines = exc._render_traceback_()
+    assert len(lines) == 2 and "Part 1 (mse_grad) failed" in lines[0] and "twice" in lines[1]
+    assert "gbcheck" not in "".join(lines)
+
+
+def test_a_stub_renders_as_one_line():
+    """Does an unfinished part show just its NotImplementedError message, on one line?"""
+    ns = define('def mse_grad(inp, targ):\n    raise NotImplementedError("Part 1: write mse_grad")')
+    exc = failure(gbcheck.check_mse_grad, ns["mse_grad"])
+    assert exc._render_traceback_() == ["\x1b[1;31mNotImplementedError: Part 1: write mse_grad\x1b[0m"]
+
+
+def test_a_students_own_error_shows_only_their_frames():
+    """Does an error raised in the student's code show their frame and line, and no gbcheck frame?"""
+    code = "def helper(x):\n    return x.nope\n\ndef lin_grad(inp, out, w, b):\n    inp.g = helper(out)\n"
+    ns = {"torch": torch}
+    linecache.cache["student_cell.py"] = (len(code), None, code.splitlines(True), "student_cell.py")  # as IPython does
+    exec(compile(code, "student_cell.py", "exec"), ns)
+    exc = failure(gbcheck.check_lin_grad, ns["lin_grad"])
+    assert isinstance(exc, AttributeError)
+    lines = exc._render_traceback_()
+    text = "\n".join(lines)
+    assert "student_cell.py, line 5, in lin_grad" in text and "student_cell.py, line 2, in helper" in text
+    assert "return x.nope" in text and "AttributeError" in lines[-1]
+    assert "gbcheck" not in text and "_verdict" not in text and len(lines) <= 5

@@ -73,3 +73,55 @@ def test_a_student_cannot_fetch_a_course_that_was_not_released(hub):
               f"--Exchange.root={hub['exchange']}", cwd=hub["root"], check=False,
               extra_env={"USER": "bob", "LOGNAME": "bob"})
     assert out.returncode != 0
+
+
+# --- the inbound folder is student-writable: what collect does with what a student puts there ---
+def _submit_then_tamper(hub: dict, user: str):
+    """`user` fetches and submits; returns their inbound folder (as the student could reach it)."""
+    as_student(hub, user, "fetch_assignment", ASSIGNMENT)
+    as_student(hub, user, "submit", ASSIGNMENT)
+    inbound = hub["exchange"] / COURSE_ID / "inbound"
+    return next(p for p in inbound.iterdir() if p.name.startswith(f"{user}+{ASSIGNMENT}+"))
+
+
+def solution(hub: dict) -> Path:
+    return hub["course"] / "source" / ASSIGNMENT / f"{ASSIGNMENT}.ipynb"
+
+
+def test_a_symlink_in_the_inbound_folder_is_never_followed(hub):
+    """A student replaces their submitted notebook with a link to the instructor's solution
+    after `submit`: does collect skip the link (no solution in submitted/, a warning), not copy it?"""
+    folder = _submit_then_tamper(hub, "mallet")
+    nb = folder / f"{ASSIGNMENT}.ipynb"
+    nb.unlink()
+    nb.symlink_to(solution(hub))
+    assert "BEGIN SOLUTION" in nb.read_text()              # the link does lead to the answers
+    out = as_instructor(hub, "collect", ASSIGNMENT)
+    got = hub["course"] / "submitted" / "mallet" / ASSIGNMENT
+    assert got.is_dir() and not (got / f"{ASSIGNMENT}.ipynb").exists()
+    assert not any("BEGIN SOLUTION" in p.read_text(errors="replace") for p in got.rglob("*") if p.is_file())
+    assert "a symbolic link, not a file" in out.stderr
+
+
+def test_an_inbound_entry_that_is_a_link_to_a_folder_is_skipped(hub):
+    """Is an inbound entry that is itself a link (to the instructor's source folder) skipped whole?"""
+    folder = _submit_then_tamper(hub, "linda")
+    ts = folder.name.split("+")[2]
+    import shutil
+    shutil.rmtree(folder)
+    folder.symlink_to(solution(hub).parent, target_is_directory=True)
+    assert (folder / f"{ASSIGNMENT}.ipynb").is_file()       # the link does lead to the answers
+    out = as_instructor(hub, "collect", ASSIGNMENT)
+    assert not (hub["course"] / "submitted" / "linda").exists()
+    assert f"linda+{ASSIGNMENT}+{ts}" in out.stderr and "never followed" in out.stderr
+
+
+def test_an_unsafe_student_id_in_inbound_is_skipped(hub):
+    """Is an inbound folder whose id carries markup skipped, never made a student?"""
+    inbound = hub["exchange"] / COURSE_ID / "inbound"
+    bad = inbound / f"<img src=x onerror=alert(1)>+{ASSIGNMENT}+2026-12-01 10:00:00.000000 UTC+abc"
+    bad.mkdir()
+    (bad / f"{ASSIGNMENT}.ipynb").write_text("{}")
+    out = as_instructor(hub, "collect", ASSIGNMENT)
+    assert not any("<img" in p.name for p in (hub["course"] / "submitted").iterdir())
+    assert "not a safe id" in out.stderr

@@ -1,5 +1,7 @@
 """Probes: run INSIDE the sandbox next to student code (imports only stdlib, numpy and torch)."""
+import contextlib
 import json
+import traceback
 
 import numpy as np
 import torch
@@ -22,6 +24,44 @@ def _t(inputs, key):
 def _g(t):
     """The `.g` a student stored on `t` (None if missing); the harness turns it into an array."""
     return getattr(t, "g", None)
+
+
+def _grad_instead(res, name, t):
+    """A gradient stored in `.grad` where `.g` belongs, shipped under its own key so that the
+    trusted side can say "store it in .g" (only when `.g` is missing)."""
+    if getattr(t, "g", None) is None:
+        grad = t.grad if isinstance(t, torch.Tensor) and t.is_leaf else None
+        if isinstance(grad, torch.Tensor):
+            res[f"{name}.grad"] = grad
+    return res
+
+
+def _student_line(exc) -> str:
+    """The last line of the student's cells in a traceback, as the harness reports it."""
+    frames = [f for f in traceback.extract_tb(exc.__traceback__) if f.filename.startswith("<cell")]
+    if not frames:
+        return ""
+    f = frames[-1]
+    return f"{f.filename} line {f.lineno}, in {f.name}: {(f.line or '').strip()}"[:300]
+
+
+def _attempt(res, step, prefix="error") -> bool:
+    """Run step(); an error of the student's code becomes plain values under `prefix` instead
+    of ending the probe, so the records made so far still reach the trusted side. A memory
+    error is left to the harness, which knows what it means."""
+    try:
+        step()
+        return True
+    except MemoryError:
+        raise
+    except Exception as exc:  # noqa: BLE001 - whatever the student's code raised
+        text = str(exc)
+        if "allocate memory" in text or "not enough memory" in text:
+            raise
+        res[f"{prefix}.type"] = type(exc).__name__[:80]
+        res[f"{prefix}.message"] = text[:500]
+        res[f"{prefix}.line"] = _student_line(exc)
+        return False
 
 
 def _returned(value) -> dict:
@@ -66,37 +106,37 @@ def _upstream(t, step):
 # --- reference building blocks for part 4 (answered by the supervisor, never computed here) ---
 
 class _Calls:
-    """Which building block got which tensors, in order, as labels the diagnosis can read
-    (x, l1, l2, out, w1...): plain data for the trusted side."""
+    """Which backward step got which tensors, in order, as labels the diagnosis reads (x, l1,
+    l2, out, w1, ...; "other" for anything else): each call is recorded before it runs."""
 
     def __init__(self, t):
-        self.labels = {id(t[k]): k for k in ("x", "w1", "b1", "w2", "b2", "targ")}
+        self.labels = {id(t[k]): k for k in ("x", "targ", "w1", "b1", "w2", "b2")}
+        self.keep = []  # what was labelled stays alive, so its id stays unique
         self.log = []
-        self.lins = 0
 
     def label(self, value):
         return self.labels.get(id(value), "other")
 
     def name(self, value, label):
-        self.labels.setdefault(id(value), label)
+        self.keep.append(value)
+        self.labels[id(value)] = label
         return value
 
     def record(self, fn, *args):
         self.log.append([fn, [self.label(a) for a in args]])
 
+    def json(self):
+        return json.dumps(self.log[:64])
+
 
 def _oracles(calls):
     def lin(x, w, b):
-        calls.record("lin", x, w, b)
-        calls.lins += 1
-        return calls.name(x @ w + b, "l1" if calls.lins == 1 else "out")
+        return calls.name(x @ w + b, {"w1": "l1", "w2": "out"}.get(calls.label(w), "other"))
 
     def relu(x):
-        calls.record("relu", x)
-        return calls.name(x.clamp_min(0.), "l2")
+        return calls.name(x.clamp_min(0.), "l2" if calls.label(x) == "l1" else "other")
 
     def mse(output, targ):
-        calls.record("mse", output, targ)
         return (output.squeeze(-1) - targ).pow(2).mean()
 
     def mse_grad(inp, targ):
@@ -121,7 +161,8 @@ def _oracles(calls):
 def mse_grad(ns, inputs):
     inp, targ = _t(inputs, "inp"), _t(inputs, "targ")
     ret = _need(ns, "mse_grad")(inp, targ)
-    return {"inp.g": _g(inp), "inp_after": inp, "targ_after": targ, **_returned(ret)}
+    res = {"inp.g": _g(inp), "inp_after": inp, "targ_after": targ, **_returned(ret)}
+    return _grad_instead(res, "inp", inp)
 
 
 def relu_grad(ns, inputs):
@@ -129,7 +170,7 @@ def relu_grad(ns, inputs):
     out = inp.clamp_min(0.)
     out.g = _t(inputs, "out_g")
     ret = _need(ns, "relu_grad")(inp, out)
-    return {"inp.g": _g(inp), "inp_after": inp, **_returned(ret)}
+    return _grad_instead({"inp.g": _g(inp), "inp_after": inp, **_returned(ret)}, "inp", inp)
 
 
 def lin_grad(ns, inputs):
@@ -137,8 +178,11 @@ def lin_grad(ns, inputs):
     out = inp @ w + b
     out.g = _t(inputs, "out_g")
     ret = _need(ns, "lin_grad")(inp, out, w, b)
-    return {"inp.g": _g(inp), "w.g": _g(w), "b.g": _g(b), "inp_after": inp,
-            "w_after": w, "b_after": b, **_returned(ret)}
+    res = {"inp.g": _g(inp), "w.g": _g(w), "b.g": _g(b), "inp_after": inp,
+           "w_after": w, "b_after": b, **_returned(ret)}
+    for name, t in (("inp", inp), ("w", w), ("b", b)):
+        _grad_instead(res, name, t)
+    return res
 
 
 def _net(inputs):
@@ -146,8 +190,11 @@ def _net(inputs):
 
 
 def _net_outputs(t):
-    return {"x.g": _g(t["x"]), "w1.g": _g(t["w1"]), "b1.g": _g(t["b1"]),
-            "w2.g": _g(t["w2"]), "b2.g": _g(t["b2"]), "x_after": t["x"]}
+    res = {"x.g": _g(t["x"]), "w1.g": _g(t["w1"]), "b1.g": _g(t["b1"]),
+           "w2.g": _g(t["w2"]), "b2.g": _g(t["b2"]), "x_after": t["x"]}
+    for name in ("x", "w1", "b1", "w2", "b2"):
+        _grad_instead(res, name, t[name])
+    return res
 
 
 def forward_and_backward(ns, inputs):
@@ -158,62 +205,198 @@ def forward_and_backward(ns, inputs):
     blocks = {**_oracles(calls), **{k: t[k] for k in ("w1", "b1", "w2", "b2")}}
     ns.update(blocks)
     getattr(fab, "__globals__", ns).update(blocks)
-    try:
-        ret = fab(t["x"], t["targ"])
-    except BaseException as exc:
-        exc.probe_values = {"calls": json.dumps(calls.log[:64])}  # the harness keeps these
-        raise
-    return {**_net_outputs(t), **_returned(ret), "calls": json.dumps(calls.log[:64])}
+    res, made = {}, {}
+    _attempt(res, lambda: made.update(ret=fab(t["x"], t["targ"])))
+    return {**_net_outputs(t), **res, **(_returned(made["ret"]) if "ret" in made else {}),
+            "calls": calls.json()}
 
 
 # --- parts 5-7: layers --------------------------------------------------------------------
-
-
+# Every layer goes through the notebook's protocol: called on its inputs (its __call__),
+# a gradient set on what the call returned, then .backward().
 
 def _layer_outputs(inp, out, **params):
     res = {"out": out, "inp.g": _g(inp), "inp_after": inp}
+    _grad_instead(res, "inp", inp)
     for name, p in params.items():
         res[f"{name}.g"] = _g(p)
+        _grad_instead(res, name, p)
     return res
 
 
-def _relu_probe(ns, inputs):
+def _arg_kind(value) -> str:
+    return f"tuple of {len(value)}" if isinstance(value, tuple) else type(value).__name__[:30]
+
+
+def _watch_bwd(layer, log, box):
+    """Record what the layer's bwd receives (part 6): "returned" for the very tensor its call
+    returned (the one carrying out.g), else the kind of each argument; a tuple there means
+    the arguments were not unpacked."""
+    original = getattr(layer, "bwd", None)
+    if not callable(original):
+        return
+
+    def bwd(*args, **kwargs):
+        returned = box.get(id(layer))
+        log.append(["returned" if i == 0 and a is returned and a is not None else _arg_kind(a)
+                    for i, a in enumerate(args[:4])])
+        return original(*args, **kwargs)
+
+    with contextlib.suppress(Exception):  # a class with __slots__ simply goes unwatched
+        layer.bwd = bwd
+
+
+def _layer_case(make, run, watch):
+    """Build a layer, run the protocol, and keep what bwd received even when it fails.
+    run(layer, box) stores what the layer's call returned in box[id(layer)]."""
+    res, bwd_log, box = {}, [], {}
+    layer = make()
+    if watch:
+        _watch_bwd(layer, bwd_log, box)
+    made = {}
+    _attempt(res, lambda: made.update(run(layer, box)))
+    if watch:
+        res["bwd_args"] = json.dumps(bwd_log[:8])
+    return {**made, **res}
+
+
+def _relu_probe(ns, inputs, watch=False):
     inp = _t(inputs, "inp")
-    layer = _need(ns, "Relu")()
-    out = _tensor(layer(inp), "calling the Relu layer")
-    out.g = _t(inputs, "out_g")
-    layer.backward()
-    return _layer_outputs(inp, out)
+
+    def run(layer, box):
+        out = box[id(layer)] = _tensor(layer(inp), "calling the Relu layer")
+        out.g = _t(inputs, "out_g")
+        layer.backward()
+        return _layer_outputs(inp, out)
+
+    return _layer_case(lambda: _need(ns, "Relu")(), run, watch)
 
 
-def _lin_probe(ns, inputs):
+def _lin_probe(ns, inputs, watch=False):
     inp, w, b = _t(inputs, "inp"), _t(inputs, "w"), _t(inputs, "b")
-    layer = _need(ns, "Lin")(w, b)
-    out = _tensor(layer(inp), "calling the Lin layer")
-    out.g = _t(inputs, "out_g")
-    layer.backward()
-    return _layer_outputs(inp, out, w=w, b=b)
+
+    def run(layer, box):
+        out = box[id(layer)] = _tensor(layer(inp), "calling the Lin layer")
+        out.g = _t(inputs, "out_g")
+        layer.backward()
+        return _layer_outputs(inp, out, w=w, b=b)
+
+    return _layer_case(lambda: _need(ns, "Lin")(w, b), run, watch)
 
 
-def _mse_probe(ns, inputs):
+def _mse_probe(ns, inputs, watch=False):
     inp, targ = _t(inputs, "inp"), _t(inputs, "targ")
-    layer = _need(ns, "Mse")()
-    loss = layer(inp, targ)
-    layer.backward()
-    return {"loss": loss, "inp.g": _g(inp), "inp_after": inp}
+
+    def run(layer, box):
+        loss = box[id(layer)] = layer(inp, targ)
+        layer.backward()
+        return _grad_instead({"loss": loss, "inp.g": _g(inp), "inp_after": inp}, "inp", inp)
+
+    return _layer_case(lambda: _need(ns, "Mse")(), run, watch)
 
 
-class_relu = module_relu = _relu_probe
-class_lin = module_lin = _lin_probe
-class_mse = module_mse = _mse_probe
+class_relu, class_lin, class_mse = _relu_probe, _lin_probe, _mse_probe
+
+
+def module_relu(ns, inputs):
+    return _relu_probe(ns, inputs, watch=True)
+
+
+def module_lin(ns, inputs):
+    return _lin_probe(ns, inputs, watch=True)
+
+
+def module_mse(ns, inputs):
+    return _mse_probe(ns, inputs, watch=True)
+
+
+# Part 5's Model: which layer's backward() ran when, and does a second step still work?
+
+def _is_layer(obj) -> bool:
+    return not isinstance(obj, (torch.Tensor, type)) and callable(getattr(obj, "backward", None))
+
+
+def _layers_of(model) -> list:
+    """The layers a model holds: its attributes and the items of its list/tuple/dict attributes."""
+    found = []
+    for value in list(getattr(model, "__dict__", {}).values()):
+        items = list(value.values()) if isinstance(value, dict) else \
+            list(value) if isinstance(value, (list, tuple)) else [value]
+        for item in items:
+            if _is_layer(item) and not any(item is f for f in found):
+                found.append(item)
+    return found
+
+
+def _label(layer, t) -> str:
+    """A layer named as the feedback names it: Lin(w1, b1), Lin(w2, b2), Relu, Mse..."""
+    held = list(getattr(layer, "__dict__", {}).values())
+    for w, b in (("w1", "b1"), ("w2", "b2")):
+        if any(v is t[w] for v in held):
+            return f"Lin({w}, {b})"
+    return type(layer).__name__[:30]
+
+
+def _layer_list(model, t) -> list:
+    """The labels of the model's list of layers, in its current order."""
+    for value in getattr(model, "__dict__", {}).values():
+        if isinstance(value, list) and any(_is_layer(i) for i in value):
+            return [_label(i, t) for i in value]
+    return []
+
+
+def _watch_backward(layers, t, loss, calls):
+    """Record each layer's backward() call and whether its output had a .g at that moment."""
+    for layer in layers:
+        original, label = layer.backward, _label(layer, t)
+
+        def backward(*args, _original=original, _layer=layer, _label=label, **kwargs):
+            out = getattr(_layer, "out", None)
+            # A loss (0-d) starts the chain: it needs no .g of its own.
+            ready = None if not isinstance(out, torch.Tensor) or out is loss or out.ndim == 0 else \
+                isinstance(getattr(out, "g", None), torch.Tensor)
+            calls.append([_label, ready])
+            return _original(*args, **kwargs)
+
+        with contextlib.suppress(Exception):
+            layer.backward = backward
+
+
+def _second_step(model, t, inputs, res):
+    """A second forward/backward on the same model, fresh input: the same gradients again."""
+    for name in ("w1", "b1", "w2", "b2"):
+        with contextlib.suppress(AttributeError):
+            del t[name].g  # a second step that sets nothing must not look right
+    x = _t(inputs, "x")
+    res["again.ran"] = True
+
+    def step():
+        model(x, t["targ"])
+        model.backward()
+
+    _attempt(res, step, prefix="again.error")
+    res["again.x.g"], res["again.w1.g"] = _g(x), _g(t["w1"])
 
 
 def class_model(ns, inputs):
     t = _net(inputs)
     model = _need(ns, "Model")(t["w1"], t["b1"], t["w2"], t["b2"])
-    loss = model(t["x"], t["targ"])
-    model.backward()
-    return {"loss": loss, **_net_outputs(t)}
+    res, calls, box = {}, [], {}
+
+    def step():
+        box["loss"] = model(t["x"], t["targ"])
+        # Watched after the forward pass: a model may build its layers there.
+        _watch_backward(_layers_of(model), t, box["loss"], calls)
+        res["layers_before"] = json.dumps(_layer_list(model, t))
+        model.backward()
+
+    ok = _attempt(res, step)
+    res["calls"] = json.dumps(calls[:16])
+    res["layers_after"] = json.dumps(_layer_list(model, t))
+    res.update(loss=box.get("loss"), **_net_outputs(t))
+    if ok:  # the first step's tensors are held in res: the second step cannot change them
+        _second_step(model, t, inputs, res)
+    return res
 
 
 def module_model(ns, inputs):
@@ -222,21 +405,30 @@ def module_model(ns, inputs):
     layers = [_need(ns, "Lin")(t["w1"], t["b1"]), _need(ns, "Relu")(),
               ns["Lin"](t["w2"], t["b2"])]
     loss_layer = _need(ns, "Mse")()
-    h = t["x"]
-    for layer in layers:
-        h = layer(h)
-    loss = loss_layer(h, t["targ"])
-    loss_layer.backward()
-    for layer in reversed(layers):
-        layer.backward()
-    return {"loss": loss, **_net_outputs(t)}
+    res, bwd_log, box = {}, [], {}
+    for layer in [*layers, loss_layer]:
+        _watch_bwd(layer, bwd_log, box)
+
+    def run():
+        h = t["x"]
+        for layer in layers:
+            h = box[id(layer)] = layer(h)
+        box["loss"] = box[id(loss_layer)] = loss_layer(h, t["targ"])
+        loss_layer.backward()
+        for layer in reversed(layers):
+            layer.backward()
+
+    _attempt(res, run)
+    res["bwd_args"] = json.dumps(bwd_log[:8])
+    return {"loss": box.get("loss"), **_net_outputs(t), **res}
 
 
 def module_base(ns, inputs):
     """Subclasses the student's Module with a known layer and watches what reaches bwd."""
     seen = {}
 
-    class Probe(_need(ns, "Module")):
+    class TestLayer(_need(ns, "Module")):
+        # The name is the one the feedback uses for this layer ("a test layer TestLayer").
         def forward(self, a, b):
             seen["forward"] = (a, b)
             return a * 2.0 + b
@@ -245,7 +437,7 @@ def module_base(ns, inputs):
             seen["bwd"] = (out, args)
 
     a, b = _t(inputs, "a"), _t(inputs, "b")
-    layer = Probe()
+    layer = TestLayer()
     returned = layer(a, b)
     layer.backward()
     fwd = seen.get("forward", ())
@@ -257,16 +449,22 @@ def module_base(ns, inputs):
         "bwd_out_is_returned": out is returned and returned is not None,
         "bwd_n_args": len(args),
         "bwd_args_are_inputs": len(args) == 2 and args[0] is a and args[1] is b,
+        "bwd_got_tuple": len(args) == 1 and isinstance(args[0], tuple),
     }
 
 
 def lin_bwd(ns, inputs):
-    """Part 7: Lin's own forward and bwd, called directly (a broken Module does not matter)."""
+    """Part 7: the student's Lin through the notebook's protocol (call, out.g, backward()),
+    with the reference Module's __call__ and backward unless this Lin defines its own, so
+    that a broken part-6 Module costs points in part 6 only."""
     inp, w, b = _t(inputs, "inp"), _t(inputs, "w"), _t(inputs, "b")
     layer = _need(ns, "Lin")(w, b)
-    out = _tensor(layer.forward(inp), "Lin.forward")
+    own = vars(type(layer))
+    call = type(layer).__call__ if "__call__" in own else ReferenceModule.__call__
+    backward = type(layer).backward if "backward" in own else ReferenceModule.backward
+    out = _tensor(call(layer, inp), "calling the Lin layer")
     out.g = _t(inputs, "out_g")
-    layer.bwd(out, inp)
+    backward(layer)
     res = _layer_outputs(inp, out, w=w, b=b)
     if inp.shape[0] > BIG_BATCH:
         # The memory case: shipping 60 MB arrays back costs time and proves nothing new.
@@ -295,31 +493,52 @@ class ReferenceModule:
 
 # --- part 8: nn.Module --------------------------------------------------------------------
 
+def _unregistered(model) -> dict:
+    """What a Model holds that nn.Module does not register: plain tensors kept as attributes
+    (not nn.Parameter) and layers kept in plain lists, tuples or dicts."""
+    plain, in_lists = [], 0
+    modules = model.named_modules() if isinstance(model, torch.nn.Module) else [("", model)]
+    for path, module in list(modules)[:50]:
+        for attr, value in list(getattr(module, "__dict__", {}).items()):
+            where = f"{path}.{attr}" if path else attr
+            if isinstance(value, torch.Tensor) and not isinstance(value, torch.nn.Parameter):
+                plain.append(f"{where} {tuple(value.shape)}")
+            items = value.values() if isinstance(value, dict) else \
+                value if isinstance(value, (list, tuple)) else ()
+            in_lists += sum(isinstance(i, torch.nn.Module) for i in items)
+    return {"plain_tensors": json.dumps(plain[:8]), "plain_list_layers": in_lists}
+
+
 def nn_model(ns, inputs):
-    """Builds Model(m, nh, 1), loads known weights into its parameters by shape, runs backward."""
+    """Builds Model(m, nh, 1), loads known weights into its parameters by shape, runs backward.
+    Weights may be in nn.Linear's (out, in) layout or, in a hand-made nn.Parameter layer, the
+    lesson's (in, out) one; gradients are shipped in nn.Linear's layout either way."""
     t = _net(inputs)
     m, nh = t["w1"].shape
     torch.manual_seed(0)
     model = _need(ns, "Model")(m, nh, 1)
     params = list(model.parameters()) if hasattr(model, "parameters") else []
-    # nn.Linear stores weights as (out, in): the trusted (in, out) weights are transposed.
-    known = {(nh, m): t["w1"].T, (nh,): t["b1"], (1, nh): t["w2"].T, (1,): t["b2"]}
-    by_shape = {}
+    # shape -> (name, value to load, is the parameter transposed against nn.Linear's layout)
+    known = {(nh, m): ("w1", t["w1"].T, False), (m, nh): ("w1", t["w1"], True),
+             (nh,): ("b1", t["b1"], False), (1, nh): ("w2", t["w2"].T, False),
+             (nh, 1): ("w2", t["w2"], True), (1,): ("b2", t["b2"], False)}
+    by_name = {}
     with torch.no_grad():
         for p in params:
-            shape = tuple(p.shape)
-            if shape in known and shape not in by_shape:
-                p.copy_(known[shape].to(p.dtype))
-                by_shape[shape] = p
+            name, value, flipped = known.get(tuple(p.shape), (None, None, False))
+            if name and name not in by_name:
+                p.copy_(value.to(p.dtype))
+                by_name[name] = (p, flipped)
     res = {"n_parameters": len(params),
-           "param_shapes": str(sorted(tuple(p.shape) for p in params))[:300]}
+           "param_shapes": str(sorted(tuple(p.shape) for p in params))[:300],
+           **_unregistered(model)}
     loss = model(t["x"].float(), t["targ"].float())
     res["loss"] = loss
     if not (isinstance(loss, torch.Tensor) and loss.numel() == 1 and loss.requires_grad):
         return res  # not a loss autograd can start from: the suite reports the forward result
     loss.backward()  # part 8 may use autograd
-    names = {(nh, m): "w1.grad", (nh,): "b1.grad", (1, nh): "w2.grad", (1,): "b2.grad"}
-    for shape, name in names.items():
-        p = by_shape.get(shape)
-        res[name] = None if p is None else p.grad
+    for name in ("w1", "b1", "w2", "b2"):
+        p, flipped = by_name.get(name, (None, False))
+        grad = None if p is None else p.grad
+        res[f"{name}.grad"] = grad.T if flipped and isinstance(grad, torch.Tensor) else grad
     return res
