@@ -236,6 +236,10 @@ def _grade_one(api, course: Path, assignment: str, sub: Submission, store: Resul
         return True
     out = api.autograde(assignment, sub.student, force=True, create=True)
     if out.get("success"):
+        if stored is not None:
+            review = [p.name for p in stored.parts if "manual_review" in p.flags]
+            if review:  # code the checker could not verify: 0 until the instructor reads it
+                step.mark_manual_review(course, assignment, sub.student, review)
         return True
     log.error("%s: nbgrader autograde failed:\n%s", sub.student,
               (out.get("error") or out.get("log") or "")[-3000:])

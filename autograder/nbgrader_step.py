@@ -315,6 +315,18 @@ def record_zero(course: Path, assignment: str, student: str, reason: str) -> Non
         nbformat.write(note, str(folder / f"{name}.ipynb"))
 
 
+def mark_manual_review(course: Path, assignment: str, student: str, test_cells: list[str]) -> None:
+    """Flag these test cells "needs manual grade" in the gradebook: the formgrader lists them,
+    and the instructor can give the points back with a manual score."""
+    with Gradebook(db_url(course)) as gb:
+        sub = gb.find_submission(assignment, student)
+        for nb in sub.notebooks:
+            for grade in nb.grades:
+                if grade.name in test_cells:
+                    grade.needs_manual_grade = True
+        gb.db.commit()
+
+
 def grade_rows(course: Path, assignment: str) -> list[tuple]:
     """Every grade row of the assignment, sorted: (student, notebook, cell, auto, manual, needs_manual)."""
     con = sqlite3.connect(f"file:{Path(course) / 'gradebook.db'}?mode=ro", uri=True)

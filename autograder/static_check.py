@@ -12,7 +12,10 @@ every builtin is on a short list, and no attribute reaches autograd or Python's 
 from __future__ import annotations
 
 import ast
+import importlib
+import types
 from dataclasses import dataclass
+from functools import lru_cache
 
 MAX_CHECK_CHARS = 200_000   # a cell larger than this is not parsed on the trusted side
 MAX_NODES = 200_000         # nor one whose syntax tree is larger than this
@@ -57,7 +60,26 @@ ALLOWED_MODULES = {
     "pprint": {"pprint", "pformat"}, "torch.testing": {"assert_close"},
     "numpy.testing": {"assert_allclose", "assert_array_equal", "assert_almost_equal"},
     "numpy.random": None, "numpy.linalg": None, "torch.optim": {"SGD", "Adam"},
+    # Debugging and plotting in a notebook: what they display, never what they could reach.
+    "IPython.display": {"display", "Markdown", "HTML", "Math", "clear_output"},
+    "matplotlib.pyplot": {
+        "plot", "figure", "subplots", "subplot", "show", "xlabel", "ylabel", "title", "legend",
+        "imshow", "hist", "scatter", "savefig", "close", "grid", "xlim", "ylim", "yscale",
+        "xscale", "tight_layout", "axhline", "axvline", "bar", "text", "colorbar", "semilogy",
+        "loglog", "suptitle", "gca", "gcf"},
 }
+
+
+@lru_cache(maxsize=None)
+def _public_api(module: str) -> frozenset[str]:
+    """A module listed with "any public attribute": its public names that are not modules
+    themselves (`typing.sys` or `dataclasses.inspect` would lead anywhere)."""
+    try:
+        mod = importlib.import_module(module)
+    except ImportError:
+        return frozenset()
+    return frozenset(n for n in dir(mod) if not n.startswith("_")
+                     and not isinstance(getattr(mod, n, None), types.ModuleType))
 # In parts where autograd is allowed (part 8), these may be used too.
 AUTOGRAD_MODULE_ATTRS = {"torch": {"autograd", "enable_grad", "set_grad_enabled"},
                          "torch.nn": set()}
@@ -229,7 +251,7 @@ class _Checker:
         if attr == "Parameter" and module == "torch.nn":
             return self.autograd_allowed
         if allowed is None:
-            return not attr.startswith("_")
+            allowed = _public_api(module)
         return attr in allowed
 
     # -- every node --

@@ -1,5 +1,6 @@
 # grade_id: mse_grad
-# expect: mse_grad=0 others=full
+# expect: all=0
+# (its computed getattr is code the checker cannot see through: every later part is unverifiable too)
 # flags: mse_grad=autograd
 # mistakes: mse_grad=autograd_used
 # (the names are built at run time: the mistake id comes from the run-time tripwire)

@@ -1,5 +1,6 @@
 # grade_id: relu_grad
-# expect: relu_grad=0 others=full
+# expect: mse_grad=full others=0
+# (`os` is code the checker cannot see through: every later part is unverifiable too)
 # mistakes: relu_grad=crash
 import os
 
