@@ -321,9 +321,10 @@ def _student_cells(nb, source_nb, parts, defines) -> tuple[list[_Cell], list[str
     recognised, in order: a copy of a locked cell by its text, a part's cell by the names it
     binds (the rubric's `defines`), searched only between the parts found around it."""
     source_ids = {g for g in (grade_id(c) for c in source_nb.cells) if g}
-    code = [c for c in nb.cells if isinstance(c, dict) and c.get("cell_type") == "code"]
-    ids = deduplicated_ids(code)
-    cells = [_Cell(_text(c), gid if gid in source_ids else None) for c, gid in zip(code, ids)]
+    every = [c for c in nb.cells if isinstance(c, dict)]
+    # deduplicated over every cell, as nbgrader does: a later markdown cell can take the id too
+    cells = [_Cell(_text(c), gid if gid in source_ids else None)
+             for c, gid in zip(every, deduplicated_ids(every)) if c.get("cell_type") == "code"]
     taken = {c.gid for c in cells if c.gid}
     locked = {}
     for c in source_nb.cells:
