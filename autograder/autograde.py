@@ -139,7 +139,11 @@ def normalize_for_nbgrader(nb: Path) -> bool:
     except NotebookError:
         return False            # the engine records 0 with the reason; nbgrader never opens it
     try:
-        if not raw.startswith(codecs.BOM_UTF8) and json.loads(raw.decode("utf-8")).get("nbformat") == 4:
+        data = json.loads(raw.decode("utf-8")) if not raw.startswith(codecs.BOM_UTF8) else None
+        cells = data.get("cells") if isinstance(data, dict) and data.get("nbformat") == 4 else None
+        # what nbgrader reads as is: nbformat 4, every cell an object with its metadata and source
+        if isinstance(cells, list) and len(cells) == len(parsed.cells) and all(
+                isinstance(c, dict) and isinstance(c.get("metadata"), dict) and "source" in c for c in cells):
             return False
     except (UnicodeDecodeError, ValueError, AttributeError, RecursionError):
         pass
