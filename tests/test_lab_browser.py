@@ -273,7 +273,12 @@ def test_instructor_formgrader_lists_students_with_the_kits_scores(browser, lab,
         row = next(r for r in rows if student in r)
         assert "needs autograding" not in row and f"{score:g} / 100" in row, row
         assert "None, None" not in row, row
+
+    # nbgrader's yellow "exchange ... does not exist" banner sits on the assignments page.
+    rows = _table_rows(d, f"{lab}/formgrader/manage_assignments?token={TOKEN}", "the assignments")
+    assert any(ASSIGNMENT in r for r in rows), rows
     assert "does not exist" not in d.find_element("tag name", "body").text
+    assert (graded_course["course"] / "exchange").is_dir()
 
     rows = _table_rows(d, f"{lab}/formgrader/manage_students?token={TOKEN}", "the students")
     d.save_screenshot(str(BUILD / "lab_formgrader_students.png"))
