@@ -170,7 +170,7 @@ def parse_submission(raw: bytes) -> nbformat.NotebookNode:
     text = _decode(raw)
     try:
         data = json.loads(text)
-    except RecursionError:
+    except (RecursionError, MemoryError):
         raise NotebookError("the file's JSON is nested far too deeply to be a notebook") from None
     except ValueError as exc:
         where = f" at line {exc.lineno}" if hasattr(exc, "lineno") else ""
@@ -182,7 +182,7 @@ def parse_submission(raw: bytes) -> nbformat.NotebookNode:
         nb = _to_v4(data)
     except NotebookError:
         raise
-    except RecursionError:
+    except (RecursionError, MemoryError):
         raise NotebookError("the notebook is nested far too deeply to be read") from None
     except Exception as exc:  # noqa: BLE001 - nbformat raises many kinds for bad structure
         raise NotebookError(f"the notebook's structure is broken ({type(exc).__name__})") from None
@@ -462,8 +462,8 @@ def top_level_bindings(source: str) -> set[str] | None:
     with, del, or `global` in a function); None when it can't be told (a syntax error)."""
     try:
         tree = ast.parse(strip_magics(source))
-    except SyntaxError:
-        return None
+    except (SyntaxError, ValueError, RecursionError, MemoryError):
+        return None     # `1+1+...` 60k long overflows the parser: not told, never a crash
     names: set[str] = {n for node in ast.walk(tree) if isinstance(node, ast.Global) for n in node.names}
 
     def visit(node):
