@@ -168,6 +168,10 @@ def parse_submission(raw: bytes) -> nbformat.NotebookNode:
     if len(raw) > MAX_BYTES:
         raise NotebookError(_too_big(len(raw), MAX_BYTES))
     text = _decode(raw)
+    # a byte count is milliseconds where parsing 100k cells is seconds: absurd counts stop here
+    rough = text.count('"cell_type"')
+    if rough > 10 * MAX_CELLS:
+        _check_count(rough)
     try:
         data = json.loads(text)
     except (RecursionError, MemoryError):

@@ -114,7 +114,7 @@ def test_a_huge_notebook_is_refused_with_a_sentence_and_bounded_cost():
     t0 = time.monotonic()
     with pytest.raises(NotebookError, match="100,000 cells"):
         parse_submission(raw)
-    assert time.monotonic() - t0 < 5
+    assert time.monotonic() - t0 < 1
 
 
 def test_an_oversized_cell_and_an_oversized_file_are_refused():
