@@ -13,7 +13,7 @@ from pathlib import Path
 
 from . import rubric as rubric_mod
 from .notebook import MAX_BYTES, NotebookError, parse_submission, read_submission_bytes
-from .safe_files import shown, valid_id, write_new
+from .safe_files import id_problem, shown, write_new
 from .store import ResultStore, _atomic_write
 
 log = logging.getLogger("autograder.autograde")
@@ -90,19 +90,23 @@ def discover(course: Path, assignment: str) -> list[Submission]:
             continue
         if not entry.is_dir(follow_symlinks=False) or not (folder / assignment).is_dir():
             continue
-        if valid_id(entry.name) != entry.name:
+        why = id_problem(entry.name)
+        if why:
             # never written to the gradebook: nbgrader's pages print student ids unescaped
-            log.warning("submitted/%s: not a safe student id (letters, digits, . _ - only, no "
-                        "leading dot or dash): skipped, rename the folder", shown(entry.name))
+            log.warning("submitted/%s: not a usable student id (it %s): skipped, rename the "
+                        "folder", shown(entry.name), why)
             continue
         subs.append(_inspect(entry.name, folder / assignment, expected))
     return subs
 
 
 def _inspect(student: str, folder: Path, expected: str) -> Submission:
-    if valid_id(student) != student:
-        return Submission(student, folder, None, f"student id {shown(student)} is not a safe id "
-                          "(letters, digits, . _ - only, no leading dot): rename the folder")
+    why = id_problem(student)
+    if why:
+        return Submission(student, folder, None, f"student id {shown(student)} {why}: rename the folder")
+    if student != student.strip() or " " in student or not student.isascii():
+        log.warning("student id %r has spaces or non-ASCII letters: graded, but check that it "
+                    "matches your LMS roster before exporting grades", student)
     if folder.is_symlink():
         return Submission(student, folder, None, f"{folder.name}/ is a symbolic link, never followed")
     nb = folder / expected
@@ -139,7 +143,11 @@ def normalize_for_nbgrader(nb: Path) -> bool:
     except NotebookError:
         return False            # the engine records 0 with the reason; nbgrader never opens it
     try:
-        if not raw.startswith(codecs.BOM_UTF8) and json.loads(raw.decode("utf-8")).get("nbformat") == 4:
+        data = json.loads(raw.decode("utf-8")) if not raw.startswith(codecs.BOM_UTF8) else None
+        cells = data.get("cells") if isinstance(data, dict) and data.get("nbformat") == 4 else None
+        # what nbgrader reads as is: nbformat 4, every cell an object with its metadata and source
+        if isinstance(cells, list) and len(cells) == len(parsed.cells) and all(
+                isinstance(c, dict) and isinstance(c.get("metadata"), dict) and "source" in c for c in cells):
             return False
     except (UnicodeDecodeError, ValueError, AttributeError, RecursionError):
         pass

@@ -17,7 +17,7 @@ from pathlib import Path
 
 from . import rubric as rubric_mod
 from .progress import Progress
-from .safe_files import shown, valid_id
+from .safe_files import id_problem, shown
 from .scoring import Result, score
 from .store import ResultStore, _atomic_write
 
@@ -69,12 +69,11 @@ def discover(folder: Path, assignment: str = "gradient_backward") -> list[tuple[
 
 
 def _safe(sid: str) -> bool:
-    """Ids become file names, log words and report cells: letters, digits, . _ - only."""
-    if valid_id(sid) == sid:
-        return True
-    log.warning("%s: not a safe id (letters, digits, . _ - only, no leading dot or dash): "
-                "skipped, rename it", shown(sid))
-    return False
+    """Ids become file names, log words and report cells: nothing that could act there."""
+    why = id_problem(sid)
+    if why:
+        log.warning("%s: not a usable id (it %s): skipped, rename it", shown(sid), why)
+    return why is None
 
 
 def _kind(entry: os.DirEntry) -> str:

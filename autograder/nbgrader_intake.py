@@ -14,7 +14,7 @@ from nbgrader.plugins import FileNameCollectorPlugin
 
 from . import canvas
 from .notebook import MAX_BYTES
-from .safe_files import Skipped, copy_regular_tree, shown, valid_id
+from .safe_files import Skipped, copy_regular_tree, id_problem, shown
 
 log = logging.getLogger(__name__)
 
@@ -37,7 +37,7 @@ def set_student_names(course: Path, names: dict[str, tuple[str, str]]) -> None:
         os.environ["PATH"] = os.pathsep.join([bindir, os.environ.get("PATH", "")])
     with Gradebook(url) as gb:
         for sid, (first, last) in names.items():
-            if valid_id(sid) != sid:
+            if id_problem(sid):
                 continue
             first, last = clean_name(first), clean_name(last)
             student = gb.update_or_create_student(sid)
@@ -68,8 +68,9 @@ class SafeExchangeCollect(ExchangeCollect):
         for rec in self.src_records:
             path = os.path.join(self.inbound_path, rec["filename"])
             why = None
-            if valid_id(rec["username"]) != rec["username"]:
-                why = "the student id is not a safe id (letters, digits, . _ -)"
+            problem = id_problem(rec["username"])
+            if problem:      # hub user names such as alice@uni.edu are fine; markup or escapes are not
+                why = f"the student id is not a safe id (it {problem})"
             else:
                 st = os.lstat(path)
                 if not stat.S_ISDIR(st.st_mode):

@@ -30,6 +30,24 @@ def valid_id(raw: str) -> str | None:
     return None
 
 
+def id_problem(sid: str) -> str | None:
+    """Why a folder or file name found on disk cannot be a student id, or None. Liberal (a
+    folder the instructor made, `José Núñez`, is graded): only what would be dangerous is
+    refused: control and format characters (terminal escapes, bidi overrides), markup and
+    quotes (nbgrader's pages print ids unescaped), glob characters (nbgrader globs student
+    folders), slashes, a leading dot, more than 100 characters."""
+    if not sid or len(sid) > 100:
+        return "empty or longer than 100 characters"
+    if sid[0] == ".":
+        return "starts with a dot"
+    for ch in sid:
+        if unicodedata.category(ch)[0] == "C" or unicodedata.category(ch) in ("Zl", "Zp"):
+            return "holds a control or format character"
+        if ch in "<>&\"'`*?[]/\\":
+            return f"holds {ch!r}"
+    return None
+
+
 def shown(text, limit: int = 80) -> str:
     """A name as it may appear in a log line or a terminal table: control and format characters
     (ESC, CR, bidi overrides...) and backslashes spelled out, long names cut."""

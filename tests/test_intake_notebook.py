@@ -114,7 +114,7 @@ def test_a_huge_notebook_is_refused_with_a_sentence_and_bounded_cost():
     t0 = time.monotonic()
     with pytest.raises(NotebookError, match="100,000 cells"):
         parse_submission(raw)
-    assert time.monotonic() - t0 < 5
+    assert time.monotonic() - t0 < 1
 
 
 def test_an_oversized_cell_and_an_oversized_file_are_refused():
@@ -208,3 +208,17 @@ def test_path_reaches_the_reader_on_every_intake_route():
                            ("autograde.py", "lstat"), ("safe_files.py", "read_submission_bytes"),
                            ("nbgrader_intake.py", "copy_regular_tree")]:
         assert needle in (kit / module).read_text(), module
+
+
+def test_a_cell_too_deep_for_the_parser_never_crashes_restore(correct_nb):
+    """Does a 60k-term `1+1+...` cell (which overflows Python's parser) restore without a crash?"""
+    import ast
+    deep = "x = " + "1+" * 60_000 + "1\n"
+    with pytest.raises(RecursionError):
+        ast.parse(deep)                                   # the parser really overflows
+    nb = copy.deepcopy(correct_nb)
+    nb.cells.append(nbformat.v4.new_code_cell(deep))
+    for cell in nb.cells:
+        cell.metadata = {}                                # so restore parses every cell
+    plan = plan_of(nb)
+    assert nbmod.top_level_bindings(deep) is None and plan.missing == []

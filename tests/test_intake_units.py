@@ -65,7 +65,7 @@ def _info(name: str, mode: int = stat.S_IFREG | 0o644, size: int = 10, csize: in
     (_info("a_1_2_x.ipynb", stat.S_IFLNK | 0o777), "link"),
     (_info("a_1_2_x.ipynb", stat.S_IFIFO | 0o644), "FIFO"),
     (_info("d/a_1_2_x.ipynb"), "folder"), (_info("a_1_2_x.zip"), "archive"),
-    (_info("a_1_2_x.ipynb", size=50 * 2**20, csize=2**20), "limit"),
+    (_info("a_1_2_x.ipynb", size=100 * 2**20, csize=2**22), "limit"),
     (_info("a_1_2_x.ipynb", size=8 * 2**20, csize=2**14), "bomb"),
 ])
 def test_archive_members_are_judged_before_reading(info, word):

@@ -24,6 +24,7 @@ TOKEN = "kit-browser-test"
 # The sample class, cut to three students: all right, one part wrong, and a truncated notebook.
 STUDENTS = {"hoppergrace": "1001_5001", "turingalan": "1003_5004", "ritchiedennis": "1008_5009"}
 WRONG_MSE = "def mse_grad(inp, targ): inp.g = 4. * (inp.squeeze(-1) - targ).unsqueeze(-1) / inp.shape[0]"
+RAISING_MSE = "def mse_grad(inp, targ): inp.g = undefined_name"
 RIGHT_MSE = "def mse_grad(inp, targ): inp.g = 2. * (inp.squeeze(-1) - targ).unsqueeze(-1) / inp.shape[0]"
 
 pytestmark = pytest.mark.skipif(not (CHROMIUM and CHROMEDRIVER), reason="chromium and chromedriver are not installed")
@@ -204,7 +205,8 @@ def run_cell_typed(driver, index: int, code: str) -> None:
 
 def test_student_runs_all_types_part_1_checks_validates_and_saves(browser, lab, workspace):
     """In JupyterLab, does Run All reach every part, does a wrong part 1 get a verdict of at most 3 lines
-    naming the mistake, a right one pass, Validate answer in a short dialog, and the notebook save?"""
+    naming the mistake, an error in it show only the student's own line, a right one pass, Validate answer
+    in a short dialog, and the notebook save?"""
     d = browser
     d.get(f"{lab}/lab/tree/student/{ASSIGNMENT}/{ASSIGNMENT}.ipynb?token={TOKEN}")
     wait_for(d, f"{NB}.content.widgets.length > 20 && {IDLE}", 90, "the notebook and its kernel")
@@ -228,6 +230,14 @@ def test_student_runs_all_types_part_1_checks_validates_and_saves(browser, lab, 
     assert 1 <= len(wrong) <= 3, wrong
     assert "Part 1 (mse_grad) failed" in wrong[0] and "twice the expected value" in " ".join(wrong), wrong
     assert not any("gbcheck" in line or "Traceback" in line for line in wrong), wrong
+
+    run_cell_typed(d, part1, RAISING_MSE)
+    raised = output_lines(d, test_cells[0])
+    d.save_screenshot(str(BUILD / "lab_student_error_part1.png"))
+    # The student's own error: their cell and line, then the error; no gbcheck frame.
+    assert len(raised) <= 3 and raised[0].startswith("Cell In[") and ", line 1, in mse_grad" in raised[0], raised
+    assert raised[-1] == "NameError: name 'undefined_name' is not defined", raised
+    assert not any("gbcheck" in line for line in raised), raised
 
     run_cell_typed(d, part1, RIGHT_MSE)
     right = output_lines(d, test_cells[0])
@@ -273,7 +283,12 @@ def test_instructor_formgrader_lists_students_with_the_kits_scores(browser, lab,
         row = next(r for r in rows if student in r)
         assert "needs autograding" not in row and f"{score:g} / 100" in row, row
         assert "None, None" not in row, row
+
+    # nbgrader's yellow "exchange ... does not exist" banner sits on the assignments page.
+    rows = _table_rows(d, f"{lab}/formgrader/manage_assignments?token={TOKEN}", "the assignments")
+    assert any(ASSIGNMENT in r for r in rows), rows
     assert "does not exist" not in d.find_element("tag name", "body").text
+    assert (graded_course["course"] / "exchange").is_dir()
 
     rows = _table_rows(d, f"{lab}/formgrader/manage_students?token={TOKEN}", "the students")
     d.save_screenshot(str(BUILD / "lab_formgrader_students.png"))
