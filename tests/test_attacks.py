@@ -221,3 +221,18 @@ def test_memory_case_is_measured_not_reserved(engine, tmp_path, listener):
     part = result.part("lin_without_einsum")
     assert part.score < part.max_score and "outer_product_oom" in part.mistakes, part.output
     assert "MB at its peak" in part.output, part.output
+
+
+def test_a_dead_template_is_regraded_never_stored(engine, tmp_path, listener):
+    """When the sandbox's template dies between submissions, is the next one regraded on a
+    fresh sandbox, at full marks, instead of being scored as a sandbox failure?"""
+    import psutil
+    # bwrap -> the supervisor (PID 1 inside) -> the template it forked at start-up
+    supervisor = psutil.Process(engine.sandbox.proc.pid).children()[0]
+    templates = supervisor.children()
+    assert len(templates) == 1, templates
+    for p in templates:
+        p.kill()
+    result = engine.grade(synth.write_submission(tmp_path / "honest.ipynb", {}))
+    assert result.score == result.max_score, result.output
+    assert not any("sandbox_failure" in p.flags for p in result.parts)
