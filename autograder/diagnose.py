@@ -1,9 +1,7 @@
 """Diagnosis: names a wrong answer after an assignment's mistake catalogue (trusted side only)."""
 from __future__ import annotations
 
-import importlib.util
 import re
-import sys
 import tomllib
 from dataclasses import dataclass
 from functools import lru_cache
@@ -12,6 +10,7 @@ from typing import Callable, Iterable, Mapping
 
 import numpy as np
 
+from . import assignment
 from . import rubric as rubric_mod
 from .feedback import Mistake
 
@@ -57,14 +56,8 @@ class Catalogue:
 
 
 def _load_function(path: Path, function: str) -> Callable:
-    """A function from a file loaded by path, under a private module name."""
-    name = f"_catalogue_{path.stem}"
-    if name not in sys.modules:
-        spec = importlib.util.spec_from_file_location(name, path)
-        module = importlib.util.module_from_spec(spec)
-        sys.modules[name] = module
-        spec.loader.exec_module(module)
-    return getattr(sys.modules[name], function)
+    """A function from a module of the assignment, loaded by path under its assignment's package."""
+    return getattr(assignment.load(path.parent, path.stem), function)
 
 
 @lru_cache(maxsize=None)

@@ -2,7 +2,6 @@
 from __future__ import annotations
 
 import hashlib
-import importlib
 import logging
 import time
 import uuid
@@ -11,12 +10,13 @@ from pathlib import Path
 
 import nbformat
 
+from . import assignment as assignment_mod
 from . import rubric as rubric_mod
 from . import scoring, static_check
 from .notebook import (NotebookError, Plan, parse_submission, read_submission, restore,
                        top_level_bindings)
 from .sandbox import Limits, Sandbox, wire
-from .suite import CaseResult, ErrorInfo, PartRun, Student, SuiteRunner, ensure_importable, parse_case
+from .suite import CaseResult, ErrorInfo, PartRun, Student, SuiteRunner, parse_case
 
 log = logging.getLogger("autograder.engine")
 PACKAGE = Path(__file__).resolve().parent
@@ -55,11 +55,7 @@ class Engine:
         self.rubric = rubric_mod.load(assignment)
         self.limits = limits or Limits()
         folder = self.rubric.folder
-        ensure_importable(folder)
-        self.cases = importlib.import_module("cases").all_cases()
-        # The suites' references make (and cache) the same inputs: build them only once.
-        self._make_inputs = getattr(importlib.import_module("reference"), "inputs",
-                                    lambda case: case.make_inputs())
+        self.cases, self._make_inputs = assignment_mod.cases_and_inputs(folder)
         self.case_wire, inputs = self._wire_cases()
         self.source = source_notebook(assignment)
         oracles = folder / "oracles.py"

@@ -2,7 +2,6 @@
 from __future__ import annotations
 
 import queue
-import sys
 import threading
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -11,9 +10,9 @@ import numpy as np
 import pytest
 from _pytest.runner import runtestprotocol
 
+from . import assignment
 from .feedback import Mistake
 from .sandbox import wire
-
 
 
 @dataclass
@@ -120,6 +119,16 @@ class _Plugin:
     def student(self):
         return self.current
 
+    def pytest_configure(self, config):
+        for part in sorted(self._parts):
+            config.addinivalue_line("markers", f"{part}: hidden tests of the part '{part}'")
+
+    @pytest.hookimpl(tryfirst=True)
+    def pytest_pycollect_makemodule(self, module_path, parent):
+        # The suites load as modules of their assignment's own package (relative imports of
+        # their helpers, no sys.path entry, no clash with another assignment's suites).
+        return _SuiteModule.from_parent(parent, path=module_path)
+
     @pytest.hookimpl(tryfirst=True)
     def pytest_runtestloop(self, session):
         if session.testsfailed and not session.config.option.continue_on_collection_errors:
@@ -161,6 +170,16 @@ class _Plugin:
             self.outcomes.append((item.nodeid, part, report.passed, message, mistake, weight))
 
 
+class _SuiteModule(pytest.Module):
+    """A hidden-suite file, imported by path under its assignment's package name."""
+
+    def _getobj(self):
+        try:
+            return assignment.load(self.path.parent, self.path.stem)
+        except Exception as exc:  # noqa: BLE001 - a broken suite is a collection error
+            raise self.CollectError(f"{self.path.name} could not be imported: {exc!r}") from exc
+
+
 class SuiteRunner:
     """One long-lived pytest session on an assignment folder, in this (trusted) process.
 
@@ -172,7 +191,7 @@ class SuiteRunner:
         self.plugin = _Plugin(parts)
         self.args = [str(self.folder), "-p", "no:cacheprovider", "-p", "no:terminal",
                      "-p", "no:randomly", "-p", "no:faulthandler", "--capture=no",
-                     "--rootdir", str(self.folder), "-o", "addopts=",
+                     "--rootdir", str(self.folder), "-o", "addopts=", "--import-mode=importlib",
                      "-W", "ignore::DeprecationWarning"]
         self.thread = threading.Thread(target=self._main, name="hidden-suites", daemon=True)
         self.thread.start()
@@ -204,9 +223,3 @@ class SuiteRunner:
         if self.thread.is_alive():
             self.plugin.requests.put(None)
             self.thread.join(timeout=30)
-
-
-def ensure_importable(folder: Path):
-    """The suites import their helpers (`cases`, `reference`) by plain name."""
-    if str(folder) not in sys.path:
-        sys.path.insert(0, str(folder))

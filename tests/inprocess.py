@@ -6,17 +6,17 @@ import math
 import torch
 from torch import nn
 
-from autograder import rubric
+from autograder import assignment, rubric
 from autograder.feedback import Mistake
 from autograder.sandbox import wire
 from autograder.sandbox.inside import _error_info, _record_outputs
-from autograder.suite import PartRun, Student, ensure_importable, parse_case
+from autograder.suite import PartRun, Student, parse_case
 
-ensure_importable(rubric.load("gradient_backward").folder)
-import cases  # noqa: E402
-import checks  # noqa: E402
-import probes  # noqa: E402
-import reference  # noqa: E402
+FOLDER = rubric.load("gradient_backward").folder
+cases = assignment.load(FOLDER, "cases")
+checks = assignment.load(FOLDER, "checks")
+probes = assignment.load(FOLDER, "probes")
+reference = assignment.load(FOLDER, "reference")
 
 _ORACLES = {}
 exec(compile((rubric.load("gradient_backward").folder / "oracles.py").read_text(), "<oracles>", "exec"),

@@ -7,15 +7,17 @@ import re
 import numpy as np
 import pytest
 
-from autograder import diagnose, rubric
+from autograder import assignment, diagnose, rubric
 from autograder.feedback import Mistake
-from autograder.suite import CaseResult, ErrorInfo, PartRun, Student, ensure_importable
+from autograder.suite import CaseResult, ErrorInfo, PartRun, Student
 
-ensure_importable(rubric.load("gradient_backward").folder)
-import checks  # noqa: E402
-import probes  # noqa: E402
-import reference  # noqa: E402
-from cases import all_cases, case_by_id  # noqa: E402
+FOLDER = rubric.load("gradient_backward").folder
+checks = assignment.load(FOLDER, "checks")
+probes = assignment.load(FOLDER, "probes")
+reference = assignment.load(FOLDER, "reference")
+mistakes = assignment.load(FOLDER, "mistakes")
+_cases = assignment.load(FOLDER, "cases")
+all_cases, case_by_id = _cases.all_cases, _cases.case_by_id
 
 CATALOGUE = diagnose.load("gradient_backward")
 
@@ -374,7 +376,6 @@ WIRING = {  # label -> (calls, complete, [(id, words the explanation must hold)]
 def test_backward_wiring_from_hand_made_call_records(label):
     """Does a part-4 call record (plain JSON from the sandbox) give the wiring mistake in the
     student's terms, and nothing for right or unreadable records?"""
-    import mistakes
     calls, complete, want = WIRING[label]
     found = mistakes.backward_wiring({"calls": calls}, complete)
     assert [mid for mid, _ in found] == [mid for mid, _ in want], found
@@ -408,7 +409,7 @@ def test_test_layer_keeps_no_hidden_name():
     """Does no part-6 message name a class the student cannot see (the probe's layer is described)?"""
     case, result = WRONG["module_args_not_kept"]()
     assert "Probe" not in _diagnosis(case, result).message
-    assert "Probe" not in "".join(m for m in __import__("mistakes").CALLS.values())
+    assert "Probe" not in "".join(m for m in mistakes.CALLS.values())
 
 
 def test_a_model_without_its_second_step_record_fails_closed():

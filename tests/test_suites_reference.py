@@ -8,16 +8,14 @@ from collections import Counter
 import numpy as np
 import pytest
 
-from autograder import rubric
+from autograder import assignment, rubric
 from autograder.sandbox.launcher import Limits
-from autograder.suite import ensure_importable
 
 RUBRIC = rubric.load("gradient_backward")
-ensure_importable(RUBRIC.folder)
-import cases  # noqa: E402
-import checks  # noqa: E402
-import probes  # noqa: E402
-import reference  # noqa: E402
+cases = assignment.load(RUBRIC.folder, "cases")
+checks = assignment.load(RUBRIC.folder, "checks")
+probes = assignment.load(RUBRIC.folder, "probes")
+reference = assignment.load(RUBRIC.folder, "reference")
 
 ALL = cases.all_cases()
 SMALL = [c for c in ALL if c.shape.get("n", 0) <= probes.BIG_BATCH]

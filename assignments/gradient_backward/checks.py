@@ -3,13 +3,13 @@ from __future__ import annotations
 
 import numpy as np
 
-import mistakes
-import reference
 from autograder import diagnose
 from autograder import rubric as rubric_mod
 from autograder.feedback import Mistake
 from autograder.suite import ErrorInfo
-from cases import Case
+
+from . import mistakes, reference
+from .cases import Case
 
 ASSIGNMENT = "gradient_backward"
 CATALOGUE = diagnose.load(ASSIGNMENT)

@@ -5,8 +5,8 @@ import json
 
 import numpy as np
 
-from cases import Case
-from probes import ORDER_TAG
+from .cases import Case
+from .probes import ORDER_TAG
 
 # What each probe does with the student's code, as the feedback names it.
 CALLS = {

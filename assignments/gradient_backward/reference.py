@@ -6,8 +6,8 @@ from functools import lru_cache
 import numpy as np
 import torch
 
-from cases import Case
-from probes import BIG_BATCH, SHIP_ROWS
+from .cases import Case
+from .probes import BIG_BATCH, SHIP_ROWS
 
 
 def _leaves(inputs, keys):

@@ -1,8 +1,8 @@
 """Hidden tests of part 4: forward_and_backward chains parts 1-3 (given as references)."""
 import pytest
 
-import checks
-from cases import cases_for
+from . import checks
+from .cases import cases_for
 
 pytestmark = pytest.mark.forward_and_backward
 

@@ -1,8 +1,8 @@
 """Hidden tests of part 5: Relu, Lin, Mse and Model as classes with backward()."""
 import pytest
 
-import checks
-from cases import cases_for
+from . import checks
+from .cases import cases_for
 
 pytestmark = pytest.mark.layers_as_classes
 

@@ -1,8 +1,8 @@
 """Hidden tests of part 3: lin_grad stores the gradients of a linear layer."""
 import pytest
 
-import checks
-from cases import cases_for
+from . import checks
+from .cases import cases_for
 
 pytestmark = pytest.mark.lin_grad
 

@@ -1,8 +1,8 @@
 """Hidden tests of part 7: Lin.bwd computes w.g with one matrix product."""
 import pytest
 
-import checks
-from cases import cases_for
+from . import checks
+from .cases import cases_for
 
 pytestmark = pytest.mark.lin_without_einsum
 

@@ -1,8 +1,8 @@
 """Hidden tests of part 6: the Module base class and its Relu, Lin, Mse subclasses."""
 import pytest
 
-import checks
-from cases import cases_for
+from . import checks
+from .cases import cases_for
 
 pytestmark = pytest.mark.module_forward
 

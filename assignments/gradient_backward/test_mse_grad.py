@@ -1,8 +1,8 @@
 """Hidden tests of part 1: mse_grad stores the MSE loss's gradient in inp.g."""
 import pytest
 
-import checks
-from cases import cases_for
+from . import checks
+from .cases import cases_for
 
 pytestmark = pytest.mark.mse_grad
 

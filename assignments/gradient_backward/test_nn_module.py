@@ -1,8 +1,8 @@
 """Hidden tests of part 8: Model built from nn.Linear and nn.ReLU in an nn.Module."""
 import pytest
 
-import checks
-from cases import cases_for
+from . import checks
+from .cases import cases_for
 
 pytestmark = pytest.mark.nn_module
 

@@ -1,8 +1,8 @@
 """Hidden tests of part 2: relu_grad turns out.g into inp.g through ReLU's 0/1 mask."""
 import pytest
 
-import checks
-from cases import cases_for
+from . import checks
+from .cases import cases_for
 
 pytestmark = pytest.mark.relu_grad
 
