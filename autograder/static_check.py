@@ -124,6 +124,9 @@ _CLASS_ONLY = {"__name__", "__qualname__"}
 class Finding:
     kind: str     # autograd | unverifiable
     text: str     # plain language: "uses `.grad` (autograd)"
+    # Inside a function's body (or an import): it runs only when that function is called,
+    # so it reaches only the parts whose code calls it. Elsewhere it runs with the cell.
+    contained: bool = False
 
     def __str__(self) -> str:
         return self.text
@@ -188,11 +191,12 @@ class _Checker:
                 self.system.add(name)  # e.g. `pickle` or `Path`, bound by a locked cell
         self.findings: list[Finding] = []
         self.parents: dict[int, ast.AST] = {}
+        self.current = None  # the node being checked (None while reading imports)
 
     def add(self, kind, text):
         if kind == "autograd" and self.autograd_allowed:
             return
-        f = Finding(kind, text)
+        f = Finding(kind, text, self._contained(self.current))
         if f not in self.findings:
             self.findings.append(f)
 
@@ -256,7 +260,23 @@ class _Checker:
 
     # -- every node --
 
+    def _contained(self, node) -> bool:
+        """Is `node` inside a function's body (run only when called)? An import (None) only
+        binds a name."""
+        if node is None:
+            return True
+        child, parent = node, self.parents.get(id(node))
+        while parent is not None:
+            if isinstance(parent, (ast.FunctionDef, ast.AsyncFunctionDef)) and \
+                    any(child is stmt for stmt in parent.body):
+                return True
+            if isinstance(parent, ast.Lambda) and child is parent.body:
+                return True
+            child, parent = parent, self.parents.get(id(parent))
+        return False
+
     def visit(self, node):
+        self.current = node
         if isinstance(node, ast.Name):
             self.name(node)
         elif isinstance(node, ast.Attribute):
@@ -381,6 +401,17 @@ def _dotted(node) -> str:
     if isinstance(node, ast.Name):
         parts.append(node.id)
     return ".".join(reversed(parts))
+
+
+def names_loaded(code: str) -> set[str] | None:
+    """Every name a cell reads anywhere in it (None when it cannot be told)."""
+    if len(code) > MAX_CHECK_CHARS:
+        return None
+    try:
+        tree = ast.parse(code)
+    except (SyntaxError, ValueError, RecursionError, MemoryError):
+        return None
+    return {n.id for n in ast.walk(tree) if isinstance(n, ast.Name) and isinstance(n.ctx, ast.Load)}
 
 
 def scan_text(code: str, **kw) -> list[str]:

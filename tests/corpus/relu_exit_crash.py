@@ -1,6 +1,7 @@
 # grade_id: relu_grad
-# expect: mse_grad=full others=0
-# (`os` is code the checker cannot see through: every later part is unverifiable too)
+# expect: relu_grad=0 forward_and_backward=0 others=full
+# (`os._exit` inside relu_grad is code the checker cannot see through: it costs every part
+# whose code uses relu_grad, and part 4 names it)
 # mistakes: relu_grad=crash
 import os
 
