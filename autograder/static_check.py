@@ -403,6 +403,18 @@ def _dotted(node) -> str:
     return ".".join(reversed(parts))
 
 
+def imported_names(code: str) -> set[str]:
+    """Names a cell binds by importing (a module is the same module whoever imports it)."""
+    try:
+        tree = ast.parse(code) if len(code) <= MAX_CHECK_CHARS else None
+    except (SyntaxError, ValueError, RecursionError, MemoryError):
+        tree = None
+    if tree is None:
+        return set()
+    return {(a.asname or a.name).split(".")[0] for n in ast.walk(tree)
+            if isinstance(n, (ast.Import, ast.ImportFrom)) for a in n.names}
+
+
 def names_loaded(code: str) -> set[str] | None:
     """Every name a cell reads anywhere in it (None when it cannot be told)."""
     if len(code) > MAX_CHECK_CHARS:

@@ -1,6 +1,8 @@
 """What every hidden test checks, failing with the first problem found (trusted side only)."""
 from __future__ import annotations
 
+import ast
+
 import numpy as np
 
 from autograder import diagnose
@@ -286,3 +288,31 @@ def check_case(student, case: Case) -> None:
         expect_module_keeps_args(case, res)
     if case.probe == "class_model":
         expect_second_step(case, res)
+    if case.probe == "lin_bwd":
+        check_no_einsum_in_bwd(student, case.part)
+
+
+def _names_in_method(source: str, cls: str, method: str) -> set[str]:
+    """Every name and attribute a class's method uses, from the part's own code."""
+    try:
+        tree = ast.parse(source)
+    except (SyntaxError, ValueError, RecursionError, MemoryError):
+        return set()
+    names = set()
+    for node in ast.walk(tree):
+        if isinstance(node, ast.ClassDef) and node.name == cls:
+            for fn in node.body:
+                if isinstance(fn, (ast.FunctionDef, ast.AsyncFunctionDef)) and fn.name == method:
+                    for sub in ast.walk(fn):
+                        if isinstance(sub, ast.Name):
+                            names.add(sub.id)
+                        elif isinstance(sub, ast.Attribute):
+                            names.add(sub.attr)
+    return names
+
+
+def check_no_einsum_in_bwd(student, part: str) -> None:
+    """Part 7's text asks for w.g from one matrix product with @: with right values, einsum in
+    Lin.bwd still fails each of its checks, as its public check does."""
+    if "einsum" in _names_in_method(student.part(part).source, "Lin", "bwd"):
+        raise CATALOGUE.mistake("uses_einsum", "")

@@ -13,3 +13,4 @@ def test_lin_without_einsum(student, case):
     outer product cannot fit in memory?
     """
     checks.check_case(student, case)
+

@@ -1,6 +1,7 @@
 # grade_id: mse_grad
-# expect: all=0
-# flags: mse_grad=unverifiable
+# expect: mse_grad=0 forward_and_backward=0 others=full
+# flags: mse_grad=unverifiable forward_and_backward=unverifiable
+# (what the checker cannot see through sits inside mse_grad: it costs the parts that use mse_grad)
 # Issue 9, class 5: switches the run-time tripwire off through the wrapper's closure, reads
 # .grad through operator.attrgetter, and lets nn.Parameter stand in for requires_grad.
 import operator

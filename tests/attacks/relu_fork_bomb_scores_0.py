@@ -1,6 +1,7 @@
 # grade_id: relu_grad
-# expect: mse_grad=full others=0
-# flags: relu_grad=unverifiable nn_module=unverifiable
+# expect: relu_grad=0 forward_and_backward=0 others=full
+# flags: relu_grad=unverifiable forward_and_backward=unverifiable
+# (what the checker cannot see through sits inside relu_grad: it costs the parts that use relu_grad)
 import os
 
 def relu_grad(inp, out):

@@ -1,5 +1,5 @@
 # grade_id: lin_without_einsum
-# expect: lin_without_einsum=partial others=full
+# expect: lin_without_einsum=0 others=full
 # mistakes: lin_without_einsum=uses_einsum
 # Right values, but Lin.bwd uses einsum, which part 7's text (and its public check) rule out.
 class Lin(Module):
