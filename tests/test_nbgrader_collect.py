@@ -8,6 +8,8 @@ import pytest
 
 from nbgrader_course import ASSIGNMENT, KIT, new_course, run, samples_module
 
+pytestmark = pytest.mark.nbgrader
+
 SAMPLES = KIT / "samples" / "canvas_download.zip"
 
 
@@ -109,3 +111,23 @@ def test_the_bundled_archive_is_what_build_samples_makes(course, tmp_path):
         assert a.namelist() == b.namelist()
         for name in a.namelist():
             assert a.read(name) == b.read(name), f"{name}: run `make samples` and commit the zip"
+
+
+def test_hand_run_zip_collect_takes_only_top_level_canvas_files(tmp_path):
+    """With `nbgrader zip_collect` run by hand (nbgrader unpacks nested zips), does the kit's plugin
+    still refuse a notebook that came out of a student's zip, naming another student?"""
+    import io
+    course = new_course(tmp_path)
+    inner = io.BytesIO()
+    with zipfile.ZipFile(inner, "w") as z:
+        z.writestr("victim_2_1_gradient_backward.ipynb", b'{"from": "mallory"}')
+    archive = course / "downloaded" / ASSIGNMENT / "archive" / "class.zip"
+    archive.parent.mkdir(parents=True)
+    with zipfile.ZipFile(archive, "w") as z:
+        z.writestr("victim_2_7_gradient_backward.ipynb", b'{"from": "victim"}')
+        z.writestr("mallory_1_8_work.zip", inner.getvalue())
+    out = run("nbgrader", "zip_collect", ASSIGNMENT, "--force", cwd=course)
+    assert any((course / "downloaded" / ASSIGNMENT / "extracted").rglob("victim_2_1_*"))   # nbgrader did unpack it
+    assert notebook_of(course, "victim").read_bytes() == b'{"from": "victim"}'
+    assert "not at the top of the download" in out.stderr
+    assert sorted(p.name for p in (course / "submitted").iterdir()) == ["victim"]
