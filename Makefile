@@ -25,8 +25,14 @@ demo: $(STAMP) check-bwrap release
 	$(BIN)/python -m autograder demo
 
 # --- tests -----------------------------------------------------------------------------
+# Everything: sandbox red team, nbgrader, the browser; the 15 slowest tests are listed at the end.
 test: $(STAMP) check-bwrap
-	$(BIN)/python -m pytest -q tests
+	$(BIN)/python -m pytest -q tests --durations=15
+
+# The inner loop (under a minute): no engine or sandbox, no nbgrader, no browser, nothing slow.
+FAST_TESTS := not sandbox and not slow and not nbgrader and not browser
+test-fast: $(STAMP)
+	$(BIN)/python -m pytest -q tests -m "$(FAST_TESTS)" --durations=5
 
 # --- nbgrader workflow -----------------------------------------------------------------
 # The source notebook is the source of truth: edit it in JupyterLab (Create Assignment panel), then

@@ -39,6 +39,12 @@ _RELEASED: list[Path] = []
 
 def new_course(root: Path) -> Path:
     """A copy of a course released once per test session (nbgrader_config.py, source/, gradebook.db)."""
+    return copy_course(released_course(), root / "course")
+
+
+def released_course() -> Path:
+    """The course that `nbgrader generate_assignment` released, once per test session: read it,
+    never write into it (new_course gives a copy to write in)."""
     if not _RELEASED:
         base = Path(tempfile.mkdtemp(prefix="gb-released-")) / "course"
         atexit.register(shutil.rmtree, base.parent, True)
@@ -47,7 +53,7 @@ def new_course(root: Path) -> Path:
         shutil.copytree(KIT / "source", base / "source")
         run("nbgrader", "generate_assignment", ASSIGNMENT, "--force", "--log-level=WARN", cwd=base)
         _RELEASED.append(base)
-    return copy_course(_RELEASED[0], root / "course")
+    return _RELEASED[0]
 
 
 def samples_module():

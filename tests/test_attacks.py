@@ -128,8 +128,10 @@ def test_attack_cannot_reach_localhost(engine, tmp_path, listener):
         pytest.skip("rlimits-only isolation has no network namespace")
     _, result = _grade(engine, tmp_path, Path(__file__).parent / "attacks" /
                        "mse_socket_to_localhost_scores_0.py", listener)
+    out = result.part("mse_grad").output
+    assert "TRIED 127.0.0.1" in out and "TRIED ::1" in out, out  # the attack ran
     assert listener.connections == 0
-    assert "CONNECTED" not in result.part("mse_grad").output
+    assert "CONNECTED" not in out
 
 
 def test_attack_leaves_no_process_behind(engine, tmp_path, listener):
@@ -156,8 +158,10 @@ def test_attack_zygote_memory_is_unreadable(engine, tmp_path, listener):
     """Can student code read the zygote's memory, environment or protocol fds through /proc?"""
     _, result = _grade(engine, tmp_path, Path(__file__).parent / "attacks" /
                        "mse_reads_zygote_memory_scores_0.py", listener)
-    assert "READ 1 mem" not in result.part("mse_grad").output
-    assert "READ 1 fd" not in result.part("mse_grad").output
+    out = result.part("mse_grad").output
+    assert "TRIED /proc/1/mem" in out and "TRIED /proc/2/fd/1" in out, out  # the attack ran
+    assert "READ 1 mem" not in out
+    assert "READ 1 fd" not in out
 
 
 def test_forged_stdout_never_reaches_cli_json(tmp_path, listener):

@@ -11,8 +11,8 @@ from pathlib import Path
 
 import pytest
 
+from autograder import cli
 from autograder.batch import discover, grade_many, parse_shard, select_shard
-from autograder.engine import Engine
 from autograder.store import ResultStore
 from autograder.synth import write_submission
 
@@ -63,13 +63,13 @@ def test_shards_are_disjoint_balanced_and_cover_the_cohort():
 
 
 @pytest.mark.parametrize("spec", ["0/3", "4/3", "1-3", "a/b"])
-def test_bad_shard_specs_are_usage_errors(spec, tmp_path):
+def test_bad_shard_specs_are_usage_errors(spec, tmp_path, caplog):
     """Is a malformed --shard refused with exit code 2 before any grading starts?"""
     with pytest.raises(ValueError):
         parse_shard(spec)
-    proc = subprocess.run(CLI + ["grade-all", str(tmp_path), "--shard", spec, "--out",
-                                 str(tmp_path / "out")], cwd=KIT, capture_output=True, text=True)
-    assert proc.returncode == 2 and "--shard" in proc.stderr
+    # The verb in this process: its argument handling is what is under test, not start-up.
+    assert cli.run(["grade-all", str(tmp_path), "--shard", spec, "--out", str(tmp_path / "out")]) == 2
+    assert "--shard" in caplog.text and not (tmp_path / "out").exists()
 
 
 # --- with the real engine ---------------------------------------------------------------
@@ -86,10 +86,9 @@ def cohort(tmp_path_factory) -> Path:
 
 
 @pytest.fixture(scope="module")
-def one_at_a_time(cohort) -> dict:
+def one_at_a_time(cohort, shared_engine) -> dict:
     """The reference: each notebook graded alone by one Engine, in order."""
-    with Engine("gradient_backward") as engine:
-        return {sid: canonical(engine.grade(path)) for sid, path in discover(cohort)}
+    return {sid: canonical(shared_engine.grade(path)) for sid, path in discover(cohort)}
 
 
 @pytest.fixture(scope="module")
@@ -179,16 +178,29 @@ def test_kill_9_leaves_no_process_behind(cohort, tmp_path):
     assert [_cmdline(p)[:3] for p in tree if _running(p)] == []
 
 
+def _seeded(store: ResultStore, ids, dest: Path) -> Path:
+    """A results folder holding `store`'s records for `ids` only, as a finished shard leaves it."""
+    seeded = ResultStore(dest)
+    for sid in ids:
+        seeded.put(store.record(sid))
+    return dest
+
+
 @pytest.mark.slow
 def test_shard_processes_merge_into_the_single_run(cohort, uninterrupted_store, tmp_path):
-    """Do three `grade-all --shard K/3` runs, merged, hold exactly what one run holds?"""
+    """Do three `grade-all --shard K/3` runs, merged, hold exactly what one run holds? (Each
+    shard's folder is seeded with its slice's results, so a shard run grades nothing; its
+    "already graded" count says it took exactly its slice.)"""
     shards = []
     for k in (1, 2, 3):
-        out = tmp_path / f"shard{k}"
+        mine = [sid for sid, _ in select_shard(discover(cohort), k, 3)]
+        out = _seeded(uninterrupted_store, mine, tmp_path / f"shard{k}")
         proc = subprocess.run(CLI + ["grade-all", str(cohort), "--shard", f"{k}/3", "--jobs", "1",
                                      "--out", str(out), "--progress", "off"],
                               cwd=KIT, capture_output=True, text=True)
         assert proc.returncode == 0, proc.stderr
+        assert f"grading {len(mine)} submissions ({len(mine)} already graded)" in proc.stderr, proc.stderr
+        assert {rec.id for rec in ResultStore(out).records()} == set(mine)
         shards.append(out)
     proc = subprocess.run(CLI + ["merge", *map(str, shards), "--out", str(tmp_path / "merged")],
                           cwd=KIT, capture_output=True, text=True)

@@ -13,6 +13,7 @@ from autograder import check, rubric as rubric_mod
 from autograder.synth import build_submission, write_submission
 
 SOURCE_DIR = rubric_mod.load("gradient_backward").source.parent
+TROUBLED_TIMEOUT = 10
 WRONG_MSE_GRAD = ("def mse_grad(inp, targ):\n"
                   "    inp.g = (inp.squeeze(-1) - targ).unsqueeze(-1) / inp.shape[0]\n")
 
@@ -53,7 +54,9 @@ def troubled_check(tmp_path_factory) -> subprocess.CompletedProcess:
         "train_by_hand": "print('SKIPPED CELL RAN')\n",
         "nn_module": "import os\nos._exit(3)\n",
     })
-    return _check_cli(nb, "--timeout", "30", cwd=folder)
+    # The endless cell is waited out: the limit is short, and still far above what the setup
+    # cell (torch, the digits) needs on a busy machine.
+    return _check_cli(nb, "--timeout", str(TROUBLED_TIMEOUT), cwd=folder)
 
 
 @pytest.mark.slow
@@ -91,7 +94,7 @@ def test_endless_cell_is_interrupted_and_reported(troubled_check):
     """Is a cell that never ends interrupted, its part failed, and the run continued?"""
     out = troubled_check.stdout
     assert "FAIL  Part 2" in out
-    assert "your cell `relu_grad` ran past the 30 s limit per cell and was interrupted." in out
+    assert f"your cell `relu_grad` ran past the {TROUBLED_TIMEOUT} s limit per cell and was interrupted." in out
     assert "PASS  Part 7" in out
 
 

@@ -27,10 +27,8 @@ def _named_in(feedback: str, template: str) -> bool:
 
 
 @pytest.fixture(scope="session")
-def engine():
-    from autograder.engine import Engine
-    with Engine("gradient_backward") as eng:
-        yield eng
+def engine(shared_engine):
+    return shared_engine
 
 
 @pytest.fixture(scope="session")

@@ -9,19 +9,16 @@ import nbformat
 import pytest
 
 from autograder import rubric, synth
-from autograder.engine import Engine
-from autograder.sandbox import Limits
 
 KIT = rubric.KIT_ROOT
 SOURCE = KIT / "source/gradient_backward/gradient_backward.ipynb"
 RELEASE = KIT / "release/gradient_backward/gradient_backward.ipynb"
-FAST = Limits(cell_seconds=10, case_seconds=5, part_seconds=20, job_seconds=120)
 
 
-@pytest.fixture(scope="module")
-def engine():
-    with Engine("gradient_backward", limits=FAST) as eng:
-        yield eng
+@pytest.fixture
+def engine(shared_engine):
+    """These tests only grade whole notebooks with default limits: the session's engine does."""
+    return shared_engine
 
 
 def _cli(*args: str) -> subprocess.CompletedProcess:
@@ -29,12 +26,13 @@ def _cli(*args: str) -> subprocess.CompletedProcess:
                           text=True, timeout=600, cwd=KIT)
 
 
-def test_cli_grades_source_full_and_release_zero():
+@pytest.mark.sandbox
+def test_cli_grades_source_full_and_release_zero(engine):
     """Does `grade --json` give the source full marks and the release 0, in the contract's shape?"""
-    for path, full in ((SOURCE, True), (RELEASE, False)):
-        proc = _cli("grade", str(path), "--json")
-        assert proc.returncode == 0, proc.stderr[-2000:]
-        data = json.loads(proc.stdout)
+    # The CLI once (its stdout is the contract); the release through the same Result.to_json.
+    proc = _cli("grade", str(SOURCE), "--json")
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    for data, full in ((json.loads(proc.stdout), True), (engine.grade(RELEASE).to_json(), False)):
         r = rubric.load()
         assert data["max_score"] == r.max_score
         assert [t["name"] for t in data["tests"]] == [p.test_cell for p in r.parts]
@@ -44,8 +42,8 @@ def test_cli_grades_source_full_and_release_zero():
             assert t["status"] == ("passed" if full else "failed")
             assert t["score"] == (p.points if full else 0)
         assert data["score"] == (r.max_score if full else 0)
-    assert "NotImplementedError" in json.loads(proc.stdout)["tests"][0]["output"] or \
-        "not written yet" in json.loads(proc.stdout)["tests"][0]["output"]
+    assert "NotImplementedError" in data["tests"][0]["output"] or \
+        "not written yet" in data["tests"][0]["output"]
 
 
 @pytest.mark.parametrize("content, reason", [
@@ -53,17 +51,27 @@ def test_cli_grades_source_full_and_release_zero():
     (b"\x89PNG\r\n\x1a\n\x00\x00", "not text"),
     (b'{"cells": [], "metadata": {}', "not valid notebook JSON"),
     (b'{"hello": "world"}', "not a Jupyter notebook"),
-    (b'{"nbformat": 4, "nbformat_minor": 5, "cells": "nope", "metadata": {}}', "structure is broken"),
+    (b'{"nbformat": 4, "nbformat_minor": 5, "cells": "nope", "metadata": {}}', "no list of cells"),
 ])
-def test_unreadable_file_is_a_result_with_a_reason(tmp_path, content, reason):
-    """Is a file that is not a readable notebook scored 0 with a plain reason, exit code 0?"""
+def test_unreadable_file_is_a_result_with_a_reason(engine, tmp_path, content, reason):
+    """Is a file that is not a readable notebook scored 0 with a plain reason?"""
     bad = tmp_path / "broken.ipynb"
     bad.write_bytes(content)
+    data = engine.grade(bad).to_json()
+    assert data["score"] == 0 and reason in data["output"]
+    assert all(t["score"] == 0 and t["max_score"] > 0 for t in data["tests"])
+
+
+@pytest.mark.sandbox  # until `grade` reads the file before it starts an engine
+def test_cli_scores_an_unreadable_file_0_and_exits_0(tmp_path):
+    """Does `grade --json` on a file that is not a notebook exit 0 with one JSON result giving the reason?"""
+    bad = tmp_path / "broken.ipynb"
+    bad.write_bytes(b'{"cells": [], "metadata": {}')
     proc = _cli("grade", str(bad), "--json")
     assert proc.returncode == 0, proc.stderr
     data = json.loads(proc.stdout)
-    assert data["score"] == 0 and reason in data["output"]
-    assert all(t["score"] == 0 and t["max_score"] > 0 for t in data["tests"])
+    assert data["score"] == 0 and "not valid notebook JSON" in data["output"]
+    assert [t["name"] for t in data["tests"]] == [p.test_cell for p in rubric.load().parts]
 
 
 def test_usage_errors_exit_2():
@@ -135,6 +143,7 @@ def test_result_json_round_trips(engine):
     assert again.to_json() == result.to_json()
 
 
+@pytest.mark.sandbox
 @pytest.mark.parametrize("level, words", [("namespaces", "CAN READ"), ("rlimits", "NETWORK")])
 def test_weaker_isolation_is_said_plainly(level, words, monkeypatch):
     """Without bwrap, does the kit still grade, and say in the result how weak its sandbox was?"""

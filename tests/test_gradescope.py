@@ -126,6 +126,7 @@ def test_named_notebook_wins_over_a_second_one(results_of_wrong_part1_beside_a_s
     assert "graded gradient_backward.ipynb" in out
 
 
+@pytest.mark.slow
 def test_no_notebook_scores_zero_and_says_what_to_upload(bundle_zip, tmp_path):
     """With no .ipynb uploaded, is the result 0 with a sentence naming the file to upload?"""
     r = _run_autograder(_autograder_root(tmp_path, bundle_zip, {"answers.py": b"x = 1\n"}))
@@ -134,6 +135,7 @@ def test_no_notebook_scores_zero_and_says_what_to_upload(bundle_zip, tmp_path):
     assert len(r["tests"]) == len(RUBRIC.parts)
 
 
+@pytest.mark.slow
 def test_two_unnamed_notebooks_are_not_guessed(bundle_zip, tmp_path):
     """With two notebooks and neither named like the assignment, is nothing graded, and why said?"""
     r = _run_autograder(_autograder_root(tmp_path, bundle_zip, {"a.ipynb": b"{}", "b.ipynb": b"{}"}))

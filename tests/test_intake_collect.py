@@ -15,6 +15,8 @@ from nbgrader_course import ASSIGNMENT, new_course, run
 from autograder import collect as collect_mod
 from autograder.canvas import Roster, parse_canvas
 
+pytestmark = pytest.mark.nbgrader
+
 
 @pytest.fixture(scope="module")
 def archive(tmp_path_factory) -> Path:

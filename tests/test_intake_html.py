@@ -19,6 +19,8 @@ from autograder import report
 from autograder import rubric as rubric_mod
 from autograder.sanitize import CleanSubmission
 
+pytestmark = pytest.mark.nbgrader
+
 PAYLOAD = "document.title='pwned'"
 ATTACKS = {
     "markdown": f'<img src=x onerror="{PAYLOAD}"> my notes',

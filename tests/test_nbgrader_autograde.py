@@ -17,7 +17,7 @@ import pytest
 from nbgrader_course import (ASSIGNMENT, KIT, PY, copy_course, env, new_course, release_nb, run,
                              samples_module, submit)
 
-pytestmark = pytest.mark.slow
+pytestmark = [pytest.mark.slow, pytest.mark.nbgrader]
 
 TEST_CELLS = ["test_mse_grad", "test_relu_grad", "test_lin_grad", "test_forward_and_backward",
               "test_layers_as_classes", "test_module_forward", "test_lin_without_einsum",

@@ -9,6 +9,8 @@ import pytest
 
 from nbgrader_course import ASSIGNMENT, new_course, run
 
+pytestmark = pytest.mark.nbgrader
+
 COURSE_ID = "gradient_backward_course"
 
 

@@ -13,6 +13,8 @@ import pytest
 from autograder import report, rubric as rubric_mod, scoring
 from autograder.store import ResultStore
 
+pytestmark = pytest.mark.nbgrader  # the cohort's gradebook is a real nbgrader gradebook
+
 RUBRIC = rubric_mod.load("gradient_backward")
 VENV_BIN = Path(sys.executable).parent
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
@@ -157,6 +159,7 @@ def test_report_verb_writes_the_page(cohort_course_with_four_flagged_students, t
     assert out.stat().st_size > 10_000
 
 
+@pytest.mark.browser
 @pytest.mark.skipif(not (CHROMIUM and CHROMEDRIVER),
                     reason="chromium and chromedriver are not installed "
                            "(apt-get install chromium chromium-driver); .ci/run installs them")

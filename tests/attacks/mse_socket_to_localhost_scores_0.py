@@ -4,6 +4,7 @@
 import os, socket
 PORT = int("__PORT__")  # the test listens there, outside the sandbox
 for host in ("127.0.0.1", "::1"):
+    print("TRIED", host)  # evidence the attack ran
     try:
         socket.create_connection((host, PORT), timeout=1).sendall(b"LEAK")
         print("CONNECTED", host)
