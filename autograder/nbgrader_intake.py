@@ -121,23 +121,37 @@ class CanvasCollector(FileNameCollectorPlugin):
 
     _chosen: dict[str, canvas.CanvasFile] | None = None
     _ids: dict[str, str] | None = None
+    _top_files: set[str] = set()
 
     def _root(self, any_file: str) -> str:
         app = self.parent
         return app._format_collect_path(app.extracted_directory) if app else os.path.dirname(any_file)
 
+    def _top(self, any_file: str) -> set[str]:
+        """The files Canvas put at the top of a download: loose files of the extracted folder,
+        and the files directly in the folder nbgrader extracted each class archive into
+        (`extracted/<archive name>/`); never what came out of an archive inside those."""
+        root = self._root(any_file)
+        app = self.parent
+        stems = {os.path.splitext(n)[0] for n in os.listdir(app._format_collect_path(app.archive_directory))} \
+            if app else set()
+        top = set()
+        for entry in os.scandir(root):
+            if entry.is_file(follow_symlinks=False):
+                top.add(os.path.abspath(entry.path))
+            elif entry.is_dir(follow_symlinks=False) and entry.name in stems:
+                top.update(os.path.abspath(e.path) for e in os.scandir(entry.path)
+                           if e.is_file(follow_symlinks=False))
+        return top
+
     def _choose(self, any_file: str) -> dict[str, canvas.CanvasFile]:
         if self._chosen is None:
-            root = self._root(any_file)
             notebook = self.parent.coursedir.assignment_id if self.parent else ""
-            found = []
-            for entry in os.scandir(root):
-                f = canvas.parse_canvas(entry.path)
-                if f and f.ext == ".ipynb" and entry.is_file(follow_symlinks=False):
-                    found.append(f)
+            self._top_files = self._top(any_file)
+            found = [f for f in map(canvas.parse_canvas, sorted(self._top_files)) if f and f.ext == ".ipynb"]
             ranked = canvas.choose_latest(found, notebook)
             self._chosen = {uid: fs[0] for uid, fs in ranked.items()}
-            course = Path(self.parent.coursedir.root) if self.parent else Path(root)
+            course = Path(self.parent.coursedir.root) if self.parent else Path(self._root(any_file))
             roster = canvas.Roster(course / ".kit" / "canvas_roster.json")
             self._ids = roster.assign({uid: f.student for uid, f in self._chosen.items()})
             roster.save()
@@ -145,7 +159,8 @@ class CanvasCollector(FileNameCollectorPlugin):
 
     def collect(self, submitted_file: str):
         name = os.path.basename(submitted_file)
-        if os.path.dirname(os.path.abspath(submitted_file)) != os.path.abspath(self._root(submitted_file)):
+        self._choose(submitted_file)
+        if os.path.abspath(submitted_file) not in self._top_files:
             self.log.warning("Ignored %s: not at the top of the download (from a nested archive "
                              "or folder)", shown(os.path.relpath(submitted_file, self._root(submitted_file))))
             return None
