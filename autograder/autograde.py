@@ -1,6 +1,8 @@
 """`python -m autograder autograde ASSIGNMENT`: pre-grade in parallel, then nbgrader autograde per student, resumably."""
 from __future__ import annotations
 
+from . import lean  # noqa: F401  (before nbformat: skips what grading never uses)
+
 import codecs
 import hashlib
 import json
@@ -53,12 +55,13 @@ def autograde(course: Path, assignment: str, *, jobs: int = 0, progress: str = "
     store = ResultStore(step.results_dir(course), assignment=assignment)
     t0 = time.monotonic()
     pregrade(subs, store, jobs=jobs, progress=progress)
-    t1 = time.monotonic()
+    t1, c1 = time.monotonic(), time.process_time()
     backup = step.backup_gradebook(course)
     if backup:
         log.info("gradebook backed up to %s", backup.name)
     counts = run_nbgrader(course, assignment, subs, store)
-    log.info("engine %.0f s, nbgrader %.0f s", t1 - t0, time.monotonic() - t1)
+    log.info("engine %.0f s, nbgrader %.0f s (%.1f CPU s in this process)", t1 - t0,
+             time.monotonic() - t1, time.process_time() - c1)
     return counts
 
 
@@ -204,24 +207,43 @@ def state_key(sub: Submission, store: ResultStore, gradebook_id: str) -> str:
 
 
 def run_nbgrader(course: Path, assignment: str, subs: list[Submission], store: ResultStore) -> dict:
+    """One pass of nbgrader over every student not up to date: one converter, one gradebook
+    session (nbgrader_step.CohortAutograde). The ledger is written as each student is stored,
+    so a kill -9 loses at most the student in progress."""
     from . import nbgrader_step as step
-    api = step.open_api(course)
     path = ledger_path(course, assignment)
     ledger = read_ledger(path)
-    gb_id = step.gradebook_id(course, assignment)
     counts = {"graded": 0, "skipped": 0, "failed": []}
-    for sub in subs:
-        key = state_key(sub, store, gb_id)
-        done = ledger.get(sub.student, {}).get("key") == key
-        if done and step.has_submission(course, assignment, sub.student):
-            counts["skipped"] += 1
-            continue
-        if _grade_one(api, course, assignment, sub, store):
-            ledger[sub.student] = {"key": key, "at": time.strftime("%Y-%m-%d %H:%M:%S")}
-            write_ledger(path, ledger)   # after each student: a kill -9 loses at most one
-            counts["graded"] += 1
-        else:
-            counts["failed"].append(sub.student)
+    with step.shared_gradebook(course):
+        gb_id = step.gradebook_id(course, assignment)
+        present = step.submitted_students(course, assignment)
+        keys, pending = {}, {}
+        for sub in subs:
+            keys[sub.student] = key = state_key(sub, store, gb_id)
+            if ledger.get(sub.student, {}).get("key") == key and sub.student in present:
+                counts["skipped"] += 1
+                continue
+            reason = _zero_reason(sub, store)
+            if reason is None:
+                pending[sub.student] = sub
+                continue
+            step.record_zero(course, assignment, sub.student, reason)
+            _done(ledger, path, sub.student, key, counts)
+
+        def stored(student: str) -> None:
+            result = store.load(student)
+            review = [p.name for p in result.parts if "manual_review" in p.flags] if result else []
+            if review:  # code the checker could not verify: 0 until the instructor reads it
+                step.mark_manual_review(course, assignment, student, review)
+            _done(ledger, path, student, keys[student], counts)
+            del pending[student]
+
+        out = step.autograde_cohort(course, assignment, sorted(pending), stored)
+    for student in sorted(pending):           # what nbgrader could not store
+        counts["failed"].append(student)
+    if counts["failed"]:
+        log.error("nbgrader autograde failed for %s:\n%s", ", ".join(counts["failed"]),
+                  (out.get("error") or out.get("log") or "")[-3000:])
     log.info("nbgrader autograde: %d graded, %d already up to date, %d failed%s",
              counts["graded"], counts["skipped"], len(counts["failed"]),
              f" ({', '.join(counts['failed'])})" if counts["failed"] else "")
@@ -230,25 +252,20 @@ def run_nbgrader(course: Path, assignment: str, subs: list[Submission], store: R
     return counts
 
 
-def _grade_one(api, course: Path, assignment: str, sub: Submission, store: ResultStore) -> bool:
-    from . import nbgrader_step as step
+def _done(ledger: dict, path: Path, student: str, key: str, counts: dict) -> None:
+    ledger[student] = {"key": key, "at": time.strftime("%Y-%m-%d %H:%M:%S")}
+    write_ledger(path, ledger)   # after each student: a kill -9 loses at most one
+    counts["graded"] += 1
+
+
+def _zero_reason(sub: Submission, store: ResultStore) -> str | None:
+    """Why nbgrader never opens this submission (it is scored 0 with the reason), or None."""
     if sub.notebook is None:
         log.warning("%s: not graded, scored 0: %s", sub.student, sub.reason)
-        step.record_zero(course, assignment, sub.student, sub.reason)
-        return True
+        return sub.reason
     stored = store.load(sub.student)
     if stored is not None and stored.error:
         # the engine could not read it (broken JSON...): nbgrader would only fail on it too
         log.warning("%s: unreadable notebook, scored 0: %s", sub.student, stored.error)
-        step.record_zero(course, assignment, sub.student, stored.error)
-        return True
-    out = api.autograde(assignment, sub.student, force=True, create=True)
-    if out.get("success"):
-        if stored is not None:
-            review = [p.name for p in stored.parts if "manual_review" in p.flags]
-            if review:  # code the checker could not verify: 0 until the instructor reads it
-                step.mark_manual_review(course, assignment, sub.student, review)
-        return True
-    log.error("%s: nbgrader autograde failed:\n%s", sub.student,
-              (out.get("error") or out.get("log") or "")[-3000:])
-    return False
+        return stored.error
+    return None

@@ -1,7 +1,10 @@
 """nbgrader glue: engine-fed autograde preprocessors and gradebook access (intake glue: nbgrader_intake.py)."""
 from __future__ import annotations
 
+from . import lean  # noqa: F401  (before nbformat: skips what grading never uses)
+
 import atexit
+import contextlib
 import logging
 import os
 import sqlite3
@@ -14,6 +17,7 @@ from traitlets import Unicode
 
 from nbgrader.api import Gradebook, MissingEntry
 from nbgrader.apps import NbGraderAPI
+from nbgrader.converters import Autograde
 from nbgrader.coursedir import CourseDirectory
 from nbgrader.preprocessors import ClearHiddenTests, NbGraderPreprocessor
 
@@ -352,6 +356,122 @@ def gradebook_scores(course: Path, assignment: str) -> dict[str, dict[str, float
         score = manual if manual is not None else auto
         table.setdefault(student, {})[cell] = float(score) if score is not None else None
     return table
+
+
+# --- one pass over a cohort: one process, one gradebook session ------------------------------
+class _SharedGradebook:
+    """What `Gradebook(url, course_id)` returns during `shared_gradebook`: the one real gradebook.
+
+    nbgrader opens a Gradebook (a new SQLAlchemy engine, table inspection, create_all, course
+    check) five or six times per notebook. Here every opening shares one connection and
+    session; `close()` keeps what closing means to the caller (its uncommitted changes are
+    discarded: nbgrader commits what it keeps), and the course row is still checked per id."""
+
+    def __init__(self, real: Gradebook, course_id: str, checked: set[str]):
+        self._real, self._course_id = real, course_id
+        if course_id not in checked:
+            real.check_course(course_id=course_id)
+            checked.add(course_id)
+
+    def __getattr__(self, name):
+        # Sequential use only (one converter, one thread): the id of the latest opening is
+        # the one its methods see, as with a gradebook of its own.
+        self._real.course_id = self._course_id
+        return getattr(self._real, name)
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.close()
+
+    def close(self):
+        self._real.db.rollback()
+
+
+# Every module of nbgrader's autograde pipeline that opens a Gradebook, and this one.
+_GRADEBOOK_USERS = ("nbgrader.converters.autograde", "nbgrader.preprocessors.saveautogrades",
+                    "nbgrader.preprocessors.overwritecells", "nbgrader.preprocessors.latesubmissions",
+                    "nbgrader.preprocessors.overwritekernelspec", __name__)
+
+
+@contextlib.contextmanager
+def shared_gradebook(course: Path):
+    """Within this block, every gradebook opened in this process on the course's database
+    is one session of one connection (nbgrader's own code included)."""
+    import importlib
+    import sys
+    url = db_url(course)
+    real = Gradebook(url)
+    checked = {real.course_id}
+
+    def ours(other: str) -> bool:
+        return other == url or (other.startswith("sqlite:///") and
+                                Path(other[10:]).resolve() == Path(url[10:]).resolve())
+
+    def opened(db_url_, course_id="default_course", authenticator=None):
+        if not ours(db_url_) or authenticator is not None:
+            return Gradebook(db_url_, course_id, authenticator)
+        return _SharedGradebook(real, course_id, checked)
+
+    saved = {}
+    for name in _GRADEBOOK_USERS:
+        module = sys.modules.get(name) or importlib.import_module(name)
+        saved[module] = module.__dict__["Gradebook"]
+        module.Gradebook = opened
+    try:
+        yield
+    finally:
+        for module, original in saved.items():
+            module.Gradebook = original
+        real.close()
+
+
+class CohortAutograde(Autograde):
+    """`nbgrader autograde` over the given students in one run of one converter: the same
+    preprocessors, copies into autograded/, checksums, timestamps and late penalties as
+    one run per student, without paying the converter's and gradebook's start-up for each."""
+
+    def __init__(self, *, students: set[str], on_done, **kw):
+        super().__init__(**kw)
+        self._students, self._on_done, self._current = set(students), on_done, None
+
+    def init_destination(self, assignment_id: str, student_id: str) -> bool:
+        if student_id not in self._students:
+            return False          # up to date, or scored 0 without nbgrader: not touched
+        return super().init_destination(assignment_id, student_id)
+
+    def init_assignment(self, assignment_id: str, student_id: str) -> None:
+        self._current = None
+        super().init_assignment(assignment_id, student_id)
+        self._current = student_id
+
+    def run_post_convert_hook(self):
+        super().run_post_convert_hook()
+        if self._current is not None:   # every notebook converted, permissions set
+            self._on_done(self._current)
+            self._current = None
+
+
+def autograde_cohort(course: Path, assignment: str, students: list[str], on_done) -> dict:
+    """Runs CohortAutograde; `on_done(student)` is called as each student's notebooks are
+    stored. Returns nbgrader's outcome (`success`, and `log`/`error` when it failed)."""
+    from nbgrader.utils import capture_log, temp_attrs
+    if not students:
+        return {"success": True}
+    api = open_api(course)
+    with temp_attrs(api.coursedir, assignment_id=assignment, student_id="*"):
+        app = CohortAutograde(students=set(students), on_done=on_done,
+                              coursedir=api.coursedir, parent=api)
+        app.force = True
+        app.create_student = True
+        return capture_log(app)
+
+
+def submitted_students(course: Path, assignment: str) -> set[str]:
+    """Students with a submission row for the assignment (one query)."""
+    with Gradebook(db_url(course)) as gb:
+        return {s.student_id for s in gb.find_assignment(assignment).submissions}
 
 
 def backup_gradebook(course: Path, keep: int = 5) -> Path | None:
