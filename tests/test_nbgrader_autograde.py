@@ -84,16 +84,11 @@ def graded(pristine, tmp_path_factory) -> Path:
     return course
 
 
-def cli_grade(path: Path) -> dict:
-    out = subprocess.run([PY, "-m", "autograder", "grade", str(path), "--json"], env=env(),
-                         capture_output=True, text=True, timeout=600)
-    assert out.returncode == 0, out.stderr[-2000:]
-    return json.loads(out.stdout)
-
-
-def test_nbgrader_scores_equal_the_cli_grade(graded):
+def test_nbgrader_scores_equal_the_cli_grade(graded, shared_engine):
     """Does `nbgrader autograde` store, per test cell, exactly the score `autograder grade` prints?"""
-    res = cli_grade(graded / "submitted" / "mistakes" / ASSIGNMENT / f"{ASSIGNMENT}.ipynb")
+    # The JSON `grade --json` prints is this Result.to_json() (tests/test_engine.py checks the CLI).
+    res = shared_engine.grade(graded / "submitted" / "mistakes" / ASSIGNMENT /
+                              f"{ASSIGNMENT}.ipynb").to_json()
     got = scores(graded)["mistakes"]
     assert got == {t["name"]: t["score"] for t in res["tests"]}
     assert 0 < sum(got.values()) < 100       # partial credit came through as partial credit
