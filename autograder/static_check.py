@@ -36,7 +36,9 @@ _TORCH = {
     "uint8", "dtype", "device", "inf", "nan", "pi", "e", "nn", "testing", "round", "floor", "ceil",
     "softmax", "log_softmax", "count_nonzero", "sort", "argsort", "topk", "split", "chunk",
     "flip", "roll", "tile", "repeat_interleave", "diagonal", "trace", "kron", "lerp",
-    "get_default_dtype", "set_default_dtype", "from_dlpack", "asarray", "optim",
+    "get_default_dtype", "set_default_dtype", "from_dlpack", "asarray", "optim", "std", "var",
+    "clone", "randperm", "FloatTensor", "DoubleTensor", "LongTensor", "linalg", "cuda", "unique",
+    "minimum", "nonzero", "masked_fill", "isinf", "sign", "amax", "amin", "logsumexp",
 }
 _NN = {"Module", "Linear", "ReLU", "Sequential", "ModuleList", "ModuleDict", "Parameter",
        "MSELoss", "functional", "init", "Identity", "Flatten", "Softmax", "Sigmoid", "Tanh"}
@@ -51,12 +53,26 @@ _NUMPY = {
     "int64", "bool_", "ndarray", "newaxis", "inf", "nan", "pi", "e", "random", "testing",
     "set_printoptions", "round", "floor", "ceil", "diag", "trace", "broadcast_to",
     "ascontiguousarray", "count_nonzero", "heaviside", "linalg", "flip", "tile", "repeat",
+    "std", "var", "sort", "unique", "argsort", "abs", "isinf", "nonzero", "percentile", "median",
+    "cumsum", "diff", "log1p", "expm1", "power", "multiply", "subtract", "add", "divide",
 }
 ALLOWED_MODULES = {
     "torch": _TORCH, "torch.nn": _NN, "torch.nn.functional": _NN_FUNCTIONAL, "numpy": _NUMPY,
-    "math": None, "typing": None, "abc": None, "functools": {"reduce", "partial", "wraps",
-                                                             "lru_cache", "cache"},
-    "itertools": None, "collections": None, "dataclasses": None, "random": None, "time": None,
+    # Short explicit lists where a module could run text as code (typing.get_type_hints evals
+    # string annotations); "any public attribute" only for modules that cannot.
+    "math": None, "abc": None, "itertools": None, "random": None, "time": None,
+    "typing": {"List", "Tuple", "Dict", "Optional", "Union", "Any", "Callable", "Sequence",
+               "Iterable", "Iterator", "Mapping", "Set", "NamedTuple"},
+    "functools": {"reduce", "partial", "wraps", "lru_cache", "cache"},
+    "collections": {"OrderedDict", "defaultdict", "Counter", "deque", "namedtuple"},
+    "dataclasses": {"dataclass", "field"},
+    "copy": {"copy", "deepcopy"}, "warnings": {"warn", "filterwarnings", "simplefilter"},
+    "timeit": {"default_timer", "timeit"},
+    "torch.linalg": {"norm", "vector_norm", "matrix_norm", "inv", "solve", "det"},
+    "torch.cuda": {"is_available", "device_count"},
+    "torch.nn.init": {"kaiming_normal_", "kaiming_uniform_", "normal_", "uniform_", "zeros_",
+                      "ones_", "constant_", "xavier_normal_", "xavier_uniform_"},
+    "matplotlib.pyplot.style": {"use", "context", "available"},
     "pprint": {"pprint", "pformat"}, "torch.testing": {"assert_close"},
     "numpy.testing": {"assert_allclose", "assert_array_equal", "assert_almost_equal"},
     "numpy.random": None, "numpy.linalg": None, "torch.optim": {"SGD", "Adam"},
@@ -66,8 +82,18 @@ ALLOWED_MODULES = {
         "plot", "figure", "subplots", "subplot", "show", "xlabel", "ylabel", "title", "legend",
         "imshow", "hist", "scatter", "savefig", "close", "grid", "xlim", "ylim", "yscale",
         "xscale", "tight_layout", "axhline", "axvline", "bar", "text", "colorbar", "semilogy",
-        "loglog", "suptitle", "gca", "gcf"},
+        "loglog", "suptitle", "gca", "gcf", "rcParams", "xticks", "yticks", "style"},
 }
+
+
+@lru_cache(maxsize=None)
+def _is_module(module: str, attr: str) -> bool:
+    """Is `module.attr` itself a module (then only ALLOWED_MODULES may name it)?"""
+    try:
+        value = getattr(importlib.import_module(module), attr, None)
+    except ImportError:
+        return False
+    return isinstance(value, types.ModuleType)
 
 
 @lru_cache(maxsize=None)
@@ -115,9 +141,7 @@ ALLOWED_DUNDERS = {"__init__", "__call__", "__name__", "__dict__", "__len__", "_
                    "__str__", "__getitem__", "__setitem__", "__iter__", "__doc__", "__qualname__",
                    "__class__", "__eq__", "__add__", "__mul__", "__matmul__", "__sub__",
                    "__truediv__", "__neg__", "__enter__", "__exit__", "__contains__", "__hash__",
-                   "__post_init__", "__slots__", "__annotations__", "__version__"}
-# `x.__class__` is allowed only to print its name.
-_CLASS_ONLY = {"__name__", "__qualname__"}
+                   "__post_init__", "__slots__", "__annotations__", "__version__", "__module__"}
 
 
 @dataclass(frozen=True)
@@ -249,6 +273,10 @@ class _Checker:
             self.add("unverifiable", f"imports `{name}`, which the checker cannot see through")
 
     def attr_allowed(self, module, attr):
+        if attr in ("__version__", "__name__", "__doc__"):
+            return True  # strings, printed while debugging
+        if _is_module(module, attr) and f"{module}.{attr}" not in ALLOWED_MODULES:
+            return False  # a module off the list would be looked through with object rules
         allowed = ALLOWED_MODULES.get(module, set())
         if self.autograd_allowed and attr in AUTOGRAD_MODULE_ATTRS.get(module, ()):
             return True
@@ -300,7 +328,7 @@ class _Checker:
             self.add("unverifiable", f"uses `{name}`, which the checker cannot see through")
         elif name in self.system:
             self.add("unverifiable", f"uses `{name}`, which the checker cannot see through")
-        elif name in NAME_ACCESS | {"type"} and isinstance(node.ctx, ast.Load):
+        elif name in NAME_ACCESS and isinstance(node.ctx, ast.Load):
             parent = self.parents.get(id(node))
             if not (isinstance(parent, ast.Call) and parent.func is node):
                 self.add("unverifiable", f"passes `{name}` around, which hides what it reaches")
@@ -325,6 +353,10 @@ class _Checker:
             if not self.own_backward:
                 self.add("autograd", "calls `.backward()` (autograd)")
             return
+        parent = self.parents.get(id(node))
+        if attr in ("requires_grad", "is_leaf", "retains_grad") and isinstance(node.ctx, ast.Load) \
+                and not (isinstance(parent, ast.Call) and parent.func is node):
+            return  # printing whether autograd would track a tensor runs no autograd
         if attr in AUTOGRAD_ATTRS:
             if attr == "Parameter":
                 self.add("autograd", "uses `nn.Parameter`, which makes autograd track the tensor")
@@ -339,11 +371,7 @@ class _Checker:
             self.add("unverifiable", f"uses `.{attr}`, which reaches the interpreter's frames")
             return
         if attr.startswith("__") and attr.endswith("__"):
-            if attr == "__class__":
-                parent = self.parents.get(id(node))
-                if isinstance(parent, ast.Attribute) and parent.attr in _CLASS_ONLY:
-                    return
-            elif attr in ALLOWED_DUNDERS:
+            if attr in ALLOWED_DUNDERS:
                 return
             self.add("unverifiable", f"uses `.{attr}`, which the checker cannot see through")
             return

@@ -4,6 +4,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import re
 import socket
 import subprocess
 import sys
@@ -216,6 +217,8 @@ def test_hidden_inputs_are_not_listed_nor_echoed(engine, tmp_path, listener):
     out = result.part("mse_grad").output
     assert "ATTACK RAN: hidden input files seen: 0" in out, out
     assert "PROBE SAW" not in json.dumps(result.to_json())
+    assert "LEAK [" in out, out  # the error message arrived, without its numbers
+    assert not re.search(r"LEAK \[-?\d", out), out
 
 
 def test_memory_case_is_measured_not_reserved(engine, tmp_path, listener):
@@ -240,3 +243,20 @@ def test_a_dead_template_is_regraded_never_stored(engine, tmp_path, listener):
     result = engine.grade(synth.write_submission(tmp_path / "honest.ipynb", {}))
     assert result.score == result.max_score, result.output
     assert not any("sandbox_failure" in p.flags for p in result.parts)
+
+
+def test_no_ipc_segment_or_dev_file_reaches_the_next_submission(engine, tmp_path, listener):
+    """After a submission leaves a System V segment and writes into /dev, does the next one
+    on the same sandbox find neither?"""
+    _, first = _grade(engine, tmp_path, Path(__file__).parent / "attacks" /
+                      "mse_sysv_shm_and_dev_files_scores_0.py", listener)
+    assert "ATTACK RAN" in first.part("mse_grad").output
+    reader = ("import ctypes, os\nlibc = ctypes.CDLL(None)\n"
+              "seen = libc.shmget(0x6b6974, 0, 0)\n"
+              "print('SEGMENT' if seen >= 0 else 'NO SEGMENT', "
+              "'DEVFILE' if os.path.exists('/dev/leftover.txt') else 'NO DEVFILE')\n"
+              "def mse_grad(inp, targ):\n    inp.g = inp * 0\n")
+    out = engine.grade(synth.write_submission(tmp_path / "next.ipynb", {"mse_grad": reader})
+                       ).part("mse_grad").output
+    if detect_level() == "bwrap":
+        assert "NO SEGMENT NO DEVFILE" in out, out

@@ -95,3 +95,32 @@ def test_what_the_checker_cannot_see_through_is_a_finding(name):
 def test_text_python_cannot_parse_never_runs_so_is_no_finding():
     """Is a syntax error (which fails to compile in the sandbox too) left to the cell's error?"""
     assert scan("def f(:\n    pass\n") == []
+
+
+RED_TEAM_HONEST = {
+    "a version and a numpy statistic": "print(torch.__version__, np.std([1., 2.]))\n",
+    "whether a tensor is tracked": "def f(inp):\n    print('tracked?', inp.requires_grad, inp.is_leaf)\n",
+    "types and classes in prints": "print(w1.__class__, type(w1).__module__, isinstance(w1, type))\n",
+    "copy, warnings, plotting style": "import copy\nimport warnings\nimport matplotlib.pyplot as plt\n"
+                                      "plt.style.use('default')\nplt.xticks([])\nw = copy.deepcopy(w1)\n",
+    "more tensor functions": "s = torch.std(w1) + torch.clone(w1).var() + torch.linalg.norm(w1)\n"
+                             "ok = torch.cuda.is_available()\nidx = torch.randperm(3)\n",
+}
+
+
+@pytest.mark.parametrize("name", sorted(RED_TEAM_HONEST))
+def test_debugging_code_a_reviewer_found_flagged_now_passes(name):
+    """Does ordinary debugging code, once wrongly flagged, now pass?"""
+    assert scan(RED_TEAM_HONEST[name], modules=LOCKED) == []
+
+
+ESCAPES = {
+    "a module reached through an allowed module's attribute": "x = nn.init.torch.sys\n",
+    "typing evaluates string annotations": "import typing\nh = typing.get_type_hints(f)\n",
+}
+
+
+@pytest.mark.parametrize("name", sorted(ESCAPES))
+def test_escapes_a_reviewer_found_are_findings(name):
+    """Are the checker escapes found in review now findings?"""
+    assert "unverifiable" in {f.kind for f in scan(ESCAPES[name], modules=LOCKED)}

@@ -9,6 +9,7 @@ from __future__ import annotations
 import base64
 import io
 import json
+import re
 import struct
 
 import numpy as np
@@ -141,10 +142,21 @@ def _plain(value, limit=2000):
     return str(value)[:limit]
 
 
-def _error(err) -> dict | None:
+_FLOAT = re.compile(r"-?\d+\.\d{2,}(?:[eE][-+]?\d+)?|-?\d+(?:\.\d*)?[eE][-+]?\d+")
+_NUMBER_RUN = re.compile(r"(?:-?\d+[\s,;]+){3,}-?\d+")
+
+
+def hide_values(text: str) -> str:
+    """An error message raised while a hidden input was out, without the numbers it may carry
+    (shapes and line numbers stay): student code must not print hidden inputs into feedback."""
+    return _NUMBER_RUN.sub("[...]", _FLOAT.sub("…", text))
+
+
+def _error(err, hide=False) -> dict | None:
     if not isinstance(err, dict):
         return None
-    return {"type": str(err.get("type", ""))[:80], "message": str(err.get("message", ""))[:500],
+    message = str(err.get("message", ""))[:500]
+    return {"type": str(err.get("type", ""))[:80], "message": hide_values(message) if hide else message,
             "last_line": str(err.get("last_line", ""))[:300], "memory": bool(err.get("memory"))}
 
 
@@ -167,13 +179,16 @@ def decode_case(payload) -> dict | None:
             outputs[str(name)[:64]] = arr
     values = {str(k)[:80]: _plain(v) for k, v in list(rec["values"].items())[:200]} \
         if isinstance(rec.get("values"), dict) else {}
+    for key, value in values.items():
+        if key.endswith(".message") and isinstance(value, str):
+            values[key] = hide_values(value)
     status = rec.get("status") if rec.get("status") in CASE_STATUSES else "error"
     missing = rec.get("missing") if isinstance(rec.get("missing"), list) else []
     notes = rec.get("notes") if isinstance(rec.get("notes"), list) else []
     peak = rec.get("peak_mb")
     return {"index": idx, "status": status, "outputs": outputs, "values": values,
             "missing": [str(m)[:64] for m in missing if isinstance(m, str)][:50],
-            "notes": [str(n)[:200] for n in notes][:10], "error": _error(rec.get("error")),
+            "notes": [str(n)[:200] for n in notes][:10], "error": _error(rec.get("error"), hide=True),
             "autograd_used": bool(rec.get("autograd_used")),
             "peak_mb": float(peak) if isinstance(peak, (int, float)) and not isinstance(peak, bool)
             else None}
