@@ -237,12 +237,41 @@ def _check_count(count: int) -> None:
 
 
 def strip_magics(source: str) -> str:
-    """IPython magics and shell escapes are not Python: the grader skips those lines."""
+    """IPython magics and shell escapes are not Python: the grader skips those lines. Only a
+    line that starts a statement is one (as in IPython): `!=` or `%` continuing an expression
+    inside brackets or after a backslash is Python."""
     lines = source.splitlines()
     if lines and lines[0].startswith("%%"):
         lines = lines[1:]  # a cell magic such as %%time: the body is still Python
-    return "\n".join(_MAGIC.sub(r"\1pass  # notebook magic skipped by the grader", line)
-                     for line in lines)
+    out, depth, continued = [], 0, False
+    for line in lines:
+        starts = depth == 0 and not continued
+        if starts and _MAGIC.match(line) and not line.lstrip().startswith("!="):
+            out.append(_MAGIC.sub(r"\1pass  # notebook magic skipped by the grader", line))
+        else:
+            out.append(line)
+            depth = max(depth + _bracket_balance(line), 0)
+        continued = line.rstrip().endswith("\\")
+    return "\n".join(out)
+
+
+def _bracket_balance(line: str) -> int:
+    """Opened minus closed brackets on a line, outside quotes and comments (roughly: enough to
+    tell whether the next line continues an expression)."""
+    balance, quote = 0, None
+    for i, ch in enumerate(line):
+        if quote:
+            if ch == quote and line[i - 1] != "\\":
+                quote = None
+        elif ch in "'\"":
+            quote = ch
+        elif ch == "#":
+            break
+        elif ch in "([{":
+            balance += 1
+        elif ch in ")]}":
+            balance -= 1
+    return balance
 
 
 @dataclass
