@@ -72,12 +72,21 @@ clean:
 distclean: clean
 	rm -rf $(VENV)
 
-# --- benchmark: the kit vs stock kernel-per-notebook execution (prints, never asserts) ----
+# --- benchmark: (a) one cold submission, (b) a class, (c) a cohort, through the kit's own commands,
+# side by side with stock nbgrader autograde and nbconvert --execute (prints, never asserts).
+# Small: make bench BENCH_N=20 BENCH_N1=5 BENCH_REPS=1 BENCH_SAMPLE=2 BENCH_STOCK=1
+# Before/after in one run: BENCH_BEFORE=/path/to/another/checkout of the kit.
 .PHONY: bench
 BENCH_N ?= 300
+BENCH_N1 ?= 40
 BENCH_JOBS ?= 2
+BENCH_REPS ?= 3
+BENCH_SAMPLE ?= 8
+BENCH_STOCK ?= 4
+BENCH_BEFORE ?=
 bench: $(STAMP) check-bwrap
-	$(BIN)/python bench/run.py --n $(BENCH_N) --jobs $(BENCH_JOBS)
+	$(BIN)/python bench/run.py --n $(BENCH_N) --n1 $(BENCH_N1) --jobs $(BENCH_JOBS) --reps $(BENCH_REPS) \
+		--sample $(BENCH_SAMPLE) --stock-sample $(BENCH_STOCK) $(if $(BENCH_BEFORE),--before $(BENCH_BEFORE))
 
 # --- cohort report and Gradescope bundle (docs/gradescope.md) ----------------------------
 .PHONY: report gradescope

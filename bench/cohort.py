@@ -126,3 +126,41 @@ def make_cohort(folder: Path, n: int, *, seed: int = 0, hangs: int = 0,
         path = write_submission(Path(folder) / f"{sid}.ipynb", overrides, assignment=assignment)
         members.append(Member(sid, path, kind))
     return members
+
+
+def released_course(root: Path, kit: Path, python: str) -> Path:
+    """A course folder released once (nbgrader_config.py, source/, release/, gradebook.db)."""
+    import shutil
+    import subprocess
+    course = Path(root) / "released"
+    if not (course / "gradebook.db").exists():
+        course.mkdir(parents=True, exist_ok=True)
+        shutil.copy(kit / "nbgrader_config.py", course)
+        shutil.copytree(kit / "source", course / "source", dirs_exist_ok=True)
+        subprocess.run([python, "-m", "nbgrader", "generate_assignment", "gradient_backward",
+                        "--force", "--log-level=WARN"], cwd=course, check=True,
+                       env={**__import__("os").environ, "PYTHONPATH": str(kit)})
+    return course
+
+
+def course_with(released: Path, dest: Path, members: list[Member],
+                assignment: str = "gradient_backward") -> Path:
+    """A copy of the released course with `members` handed in (nbgrader's submitted/ layout)."""
+    import shutil
+    shutil.rmtree(dest, ignore_errors=True)
+    shutil.copytree(released, dest, symlinks=True)
+    name = rubric_mod.load(assignment).source.name
+    for m in members:
+        folder = dest / "submitted" / m.id / assignment
+        folder.mkdir(parents=True)
+        shutil.copy(m.path, folder / name)
+        (folder / "timestamp.txt").write_text("2026-11-30 12:00:00.000000 UTC")
+    return dest
+
+
+STOCK_CONFIG = '''"""Stock nbgrader: the course folder, and nbgrader's default preprocessors (a kernel per notebook)."""
+import os
+c = get_config()  # noqa: F821
+c.CourseDirectory.root = os.path.dirname(os.path.abspath(__file__))
+c.CourseDirectory.course_id = "gradient_backward_course"
+'''

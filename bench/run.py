@@ -1,9 +1,10 @@
-"""Benchmark: a synthetic cohort graded by the kit and by stock kernel-per-notebook execution."""
+"""Benchmark: one cold submission, a class and a cohort through the kit's commands, side by side with stock nbgrader and nbconvert."""
 from __future__ import annotations
 
 import argparse
-import logging
 import os
+import re
+import resource
 import shutil
 import statistics
 import subprocess
@@ -11,34 +12,33 @@ import sys
 import tempfile
 import threading
 import time
-from collections import Counter, defaultdict
+from collections import Counter
 from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
 from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
-sys.path.insert(0, str(HERE.parent))      # the kit, also for the spawned workers
+KIT = HERE.parent
+sys.path.insert(0, str(KIT))
 
 import psutil  # noqa: E402  (comes with jupyter; the bench only)
 
 from autograder import rubric as rubric_mod  # noqa: E402
-from autograder.batch import grade_many, key_of  # noqa: E402
-from autograder.store import ResultStore  # noqa: E402
-from cohort import make_cohort  # noqa: E402
+from cohort import STOCK_CONFIG, course_with, make_cohort, released_course  # noqa: E402
 
 GB = 1024 ** 3
+PY = sys.executable
 
 
 class MemorySampler:
-    """Peak memory of this process and all its descendants (sandboxes included), sampled.
+    """Peak PSS (and RSS) summed over every descendant of this process, sampled.
 
-    RSS summed over processes counts pages that forked children share with the warm
-    template once per process, so it overstates; PSS splits shared pages fairly and is
-    the better estimate of what the machine actually needs. Both are reported.
-    """
+    RSS summed over processes counts pages that forked children share with a warm template
+    once per process, so it overstates; PSS splits shared pages fairly and is the better
+    estimate of what the machine needs. The bench process itself is left out."""
 
-    def __init__(self, interval: float = 0.25):
-        self.interval, self.peak_rss, self.peak_pss, self.cpu = interval, 0, 0, 0.0
-        self.own_cpu = 0.0        # the sampler's CPU, left out of the measured CPU time
+    def __init__(self, interval: float = 0.2):
+        self.interval, self.peak_rss, self.peak_pss = interval, 0, 0
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, daemon=True)
 
@@ -52,81 +52,133 @@ class MemorySampler:
 
     def _run(self):
         me = psutil.Process()
-        tick = 0
         while not self._stop.is_set():
-            procs = [me] + me.children(recursive=True)
-            self.peak_rss = max(self.peak_rss, _sum(procs, lambda p: p.memory_info().rss))
-            if tick % 4 == 0:   # PSS reads smaps: dearer, so once a second
-                self.peak_pss = max(self.peak_pss, _sum(procs, lambda p: p.memory_full_info().pss))
-            tick += 1
-            self.own_cpu = time.thread_time()
+            procs = me.children(recursive=True)
+            rss = pss = 0
+            for p in procs:
+                try:
+                    info = p.memory_full_info()
+                    rss, pss = rss + info.rss, pss + info.pss
+                except (psutil.Error, OSError):
+                    pass            # ended between listing and reading
+            self.peak_rss, self.peak_pss = max(self.peak_rss, rss), max(self.peak_pss, pss)
             self._stop.wait(self.interval)
 
 
-def _sum(procs, measure) -> int:
-    total = 0
-    for p in procs:
-        try:
-            total += measure(p)
-        except (psutil.Error, OSError):
-            pass            # the process ended between listing and reading
-    return total
+@dataclass
+class Measure:
+    wall: float
+    cpu: float                  # user+system of every waited-for descendant
+    pss: int
+    rss: int
+    runs: int = 1               # commands behind these figures (a sample for the stock paths)
+    notes: list[str] = field(default_factory=list)
+    failures: int = 0
 
 
-def cpu_seconds() -> float:
-    """User+system CPU of this process and every child it has waited for (and theirs).
-
-    On a machine shared with other work, wall time says as much about the neighbours as
-    about the kit; CPU time of the tree does not, so it is reported next to it. It counts a
-    sandbox only because the engine ends its template gracefully (bwrap reaps it); a template
-    killed instead would be reaped outside the tree and its CPU left out.
-    """
-    t = os.times()
-    return t.user + t.system + t.children_user + t.children_system
+def children_cpu() -> float:
+    r = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return r.ru_utime + r.ru_stime
 
 
-def run_kit(members, jobs: int, workdir: Path, progress: str):
-    store = ResultStore(workdir / "results")
-    items = [(m.id, m.path) for m in members]
-    with MemorySampler() as mem:
-        c0, t0 = cpu_seconds(), time.perf_counter()
-        results = grade_many(items, jobs=jobs, store=store, progress=progress)
-        wall = time.perf_counter() - t0
-        mem.cpu = cpu_seconds() - c0 - mem.own_cpu
-    return results, wall, mem
+def measure(commands: list[tuple[list[str], Path, dict]], jobs: int = 1) -> tuple[Measure, list]:
+    """Runs the commands `jobs` at a time; wall, CPU and peak memory of the whole batch.
 
-
-def stock_folder(workdir: Path, assignment: str) -> Path:
-    """What nbgrader autograde gives a notebook: the assignment's files next to it."""
-    folder = workdir / "stock"
-    src = rubric_mod.load(assignment).source.parent
-    shutil.copytree(src, folder, ignore=shutil.ignore_patterns("*.ipynb", ".ipynb_checkpoints"),
-                    dirs_exist_ok=True)
-    return folder
-
-
-def run_stock(sample, jobs: int, workdir: Path, assignment: str, timeout: int):
-    folder = stock_folder(workdir, assignment)
-    jupyter = Path(sys.executable).with_name("jupyter")
-
-    def execute(member):
-        nb = folder / member.path.name
-        shutil.copy(member.path, nb)
-        t0 = time.perf_counter()
-        proc = subprocess.run(
-            [str(jupyter), "nbconvert", "--to", "notebook", "--execute", "--allow-errors",
-             f"--ExecutePreprocessor.timeout={timeout}", "--output", nb.stem + ".out",
-             str(nb)], cwd=folder, capture_output=True, text=True)
-        lines = [ln for ln in proc.stderr.strip().splitlines() if "Error" in ln]
-        return member, time.perf_counter() - t0, proc.returncode, (lines or [""])[-1][:200]
+    CPU is what the kernel accounts to waited-for descendants (RUSAGE_CHILDREN): on a machine
+    shared with other work it is the steadier figure; wall time says as much about the
+    neighbours as about the kit."""
+    def one(spec):
+        cmd, cwd, env = spec
+        return subprocess.run(cmd, cwd=cwd, env=env, capture_output=True, text=True)
 
     with MemorySampler() as mem:
-        c0, t0 = cpu_seconds(), time.perf_counter()
-        with ThreadPoolExecutor(jobs) as pool:     # same parallelism as the kit: a fair fight
-            runs = list(pool.map(execute, sample))
+        c0, t0 = children_cpu(), time.perf_counter()
+        with ThreadPoolExecutor(jobs) as pool:
+            outs = list(pool.map(one, commands))
         wall = time.perf_counter() - t0
-        mem.cpu = cpu_seconds() - c0 - mem.own_cpu
-    return runs, wall, mem
+        cpu = children_cpu() - c0
+    failures = sum(o.returncode != 0 for o in outs)
+    return Measure(wall, cpu, mem.peak_pss, mem.peak_rss, runs=len(commands), failures=failures), outs
+
+
+def kit_env(kit: Path) -> dict:
+    return {**os.environ, "PYTHONPATH": str(kit), "CI": "1"}
+
+
+# --- the scenarios ----------------------------------------------------------------------------
+def cold(kits: dict[str, Path], notebook: Path, folder: Path, reps: int) -> dict:
+    """(a): `python -m autograder grade NB --json` from cold vs `jupyter nbconvert --execute`,
+    interleaved rep by rep so that both see the same neighbours."""
+    jupyter = str(Path(PY).with_name("jupyter"))
+    shutil.copy(notebook, folder / notebook.name)
+    rows: dict[str, list[Measure]] = {}
+    phases: dict[str, list[dict]] = {}
+    for _ in range(reps):
+        for name, kit in kits.items():
+            m, outs = measure([([PY, "-m", "autograder", "grade", str(notebook), "--json"],
+                                kit, kit_env(kit))])
+            rows.setdefault(name, []).append(m)
+            found = re.search(r"timings: (.*)", outs[0].stderr)
+            if found:
+                phases.setdefault(name, []).append(
+                    {k: float(v[:-1]) for k, v in (x.split(" ") for x in found.group(1).split(", "))})
+            if m.failures:
+                print(f"  {name}: grade failed: {outs[0].stderr[-400:]}", flush=True)
+        m, _ = measure([([jupyter, "nbconvert", "--to", "notebook", "--execute", "--allow-errors",
+                          "--output", "out", notebook.name], folder, dict(os.environ))])
+        rows.setdefault("nbconvert --execute", []).append(m)
+    return {"rows": {k: _median(v) for k, v in rows.items()}, "phases": phases}
+
+
+def _median(ms: list[Measure]) -> Measure:
+    return Measure(wall=statistics.median(m.wall for m in ms), cpu=statistics.median(m.cpu for m in ms),
+                   pss=max(m.pss for m in ms), rss=max(m.rss for m in ms), runs=len(ms),
+                   failures=sum(m.failures for m in ms))
+
+
+def autograde_run(kit: Path, course: Path, jobs: int) -> Measure:
+    """What `make autograde` runs, in the given course folder (engine, then the nbgrader step)."""
+    m, outs = measure([([PY, "-m", "autograder", "autograde", "gradient_backward", "--jobs",
+                         str(jobs)], course, kit_env(kit))])
+    err = outs[0].stderr
+    for pattern in (r"grading finished: .*", r"engine \d+ s, nbgrader \d+ s[^\n]*", r"nbgrader autograde: .*"):
+        found = re.search(pattern, err)
+        if found:
+            m.notes.append(found.group(0))
+    if m.failures:
+        m.notes.append("FAILED: " + err[-600:])
+    return m
+
+
+def stock_nbconvert(sample, folder: Path, jobs: int, timeout: int) -> Measure:
+    """Kernel per notebook, `jobs` at a time, as the kit runs `jobs` workers."""
+    jupyter = str(Path(PY).with_name("jupyter"))
+    cmds = []
+    for m in sample:
+        shutil.copy(m.path, folder / m.path.name)
+        cmds.append(([jupyter, "nbconvert", "--to", "notebook", "--execute", "--allow-errors",
+                      f"--ExecutePreprocessor.timeout={timeout}", "--output", m.path.stem + ".out",
+                      m.path.name], folder, dict(os.environ)))
+    return measure(cmds, jobs)[0]
+
+
+def stock_nbgrader(released: Path, sample, dest: Path) -> Measure:
+    """`nbgrader autograde` with its default preprocessors (Execute: a kernel per notebook),
+    as it runs: one process, one student after another."""
+    course = course_with(released, dest, sample)
+    (course / "nbgrader_config.py").write_text(STOCK_CONFIG)
+    m, outs = measure([([PY, "-m", "nbgrader", "autograde", "gradient_backward"], course,
+                        {**os.environ, "PYTHONPATH": ""})])
+    m.runs = len(sample)
+    if m.failures:
+        m.notes.append("FAILED: " + outs[0].stderr[-600:])
+    return m
+
+
+def _progress(what: str, m: Measure) -> None:
+    """Each figure as soon as it exists: a long run cut short still says what it measured."""
+    print(f"  {what}: {m.wall:.1f}s wall, {m.cpu:.1f}s CPU, {m.pss / GB:.2f} GB PSS, "
+          f"{m.runs} run(s){f', {m.failures} failed' if m.failures else ''}", flush=True)
 
 
 def pick_sample(members, size: int):
@@ -137,83 +189,124 @@ def pick_sample(members, size: int):
     return [members[int(i * step)] for i in range(size)]
 
 
-def report(members, results, kit_wall, kit_mem, stock, n, jobs, timeout_note) -> None:
-    runs, stock_wall, stock_mem = stock
-    kinds = {m.id: m.kind for m in members}
-    stock_per = stock_wall / len(runs)
-    stock_total = stock_per * n
-    kit_per = kit_wall / n
-    print()
-    print(f"gradient_backward benchmark: {n} submissions, {jobs} workers, "
-          f"{os.cpu_count()} cores on this machine")
-    print(f"{'':28}{'kit (grade_many)':>22}{'stock (nbconvert --execute)':>32}")
-    print(f"{'submissions run':28}{n:>22}{f'{len(runs)} (sample of {n})':>32}")
-    print(f"{'wall time, whole cohort':28}{kit_wall:>21.1f}s{f'{stock_total:.1f}s (extrapolated)':>32}")
-    print(f"{'wall time per submission':28}{kit_per:>21.3f}s{stock_per:>31.3f}s")
-    print(f"{'CPU s per submission':28}{kit_mem.cpu / n:>21.3f}s{stock_mem.cpu / len(runs):>31.3f}s")
-    print(f"{'idle-machine estimate':28}{kit_mem.cpu / jobs:>21.1f}s"
-          f"{f'{stock_mem.cpu / len(runs) * n / jobs:.1f}s':>32}")
-    print(f"{'peak memory, RSS sum':28}{kit_mem.peak_rss / GB:>19.2f} GB{stock_mem.peak_rss / GB:>29.2f} GB")
-    print(f"{'peak memory, PSS sum':28}{kit_mem.peak_pss / GB:>19.2f} GB{stock_mem.peak_pss / GB:>29.2f} GB")
-    print(f"load average during the run: {os.getloadavg()[0]:.1f} on {os.cpu_count()} cores "
-          "(the idle-machine estimate is CPU time / workers: what the wall time would be alone)")
-    print(f"speedup: {stock_total / kit_wall:.1f}x wall, "
-          f"{stock_mem.cpu / len(runs) / (kit_mem.cpu / n):.1f}x CPU  (the stock time is EXTRAPOLATED from "
-          f"{len(runs)} notebooks run {jobs} at a time: {stock_wall:.1f}s / {len(runs)} x {n})")
-    print()
-    by_kind = defaultdict(list)
-    for sid, r in results.items():
-        by_kind[kinds[sid]].append(r)
-    print(f"{'kind':10}{'count':>7}{'mean score':>12}{'engine s p50':>14}{'p95':>8}{'max':>8}")
-    for kind, rs in sorted(by_kind.items()):
-        secs = sorted(r.seconds for r in rs)
-        print(f"{kind:10}{len(rs):>7}{statistics.mean(r.score for r in rs):>12.1f}"
-              f"{secs[(len(secs) - 1) // 2]:>14.2f}{secs[round(0.95 * (len(secs) - 1))]:>8.2f}"
-              f"{secs[-1]:>8.2f}")
-    engine_sum = sum(r.seconds for r in results.values())
-    print(f"engine time summed over submissions: {engine_sum:.1f}s "
-          f"(= {engine_sum / jobs:.1f}s per worker; the rest of the wall time is startup and driver)")
-    failures = [sid for sid, r in results.items() if (r.error or "").startswith("engine failure")]
-    print(f"engine failures: {len(failures)}  isolation: {Counter(r.isolation for r in results.values())}")
-    bad = [(m.id, rc, err) for m, _, rc, err in runs if rc != 0]
-    if bad:
-        print(f"stock runs stopped by an error nbconvert does not allow (a cell over the "
-              f"{timeout_note} timeout is one): {len(bad)} of {len(runs)}, e.g. {bad[0][0]}: "
-              f"{bad[0][2]}; their time counts only up to that point, so the stock time is low")
+# --- the table --------------------------------------------------------------------------------
+def row(label: str, runner: str, m: Measure, n: int, base: float | None, *, extrapolated=False):
+    scale = n / m.runs if extrapolated else 1
+    wall, cpu = m.wall * scale, m.cpu * scale
+    how = f"EXTRAPOLATED x{scale:g} from {m.runs}" if extrapolated else (
+        f"median of {m.runs}" if m.runs > 1 and n == 1 else "measured")
+    vs = f"{base / wall:.1f}x" if base else ""
+    fail = f"  ({m.failures} FAILED)" if m.failures else ""
+    print(f"{label:22}{runner:34}{wall:>9.1f}{cpu:>9.1f}{m.pss / GB:>9.2f}{vs:>9}  {how}{fail}")
+    return wall
+
+
+def header():
+    print(f"{'scenario':22}{'runner':34}{'wall s':>9}{'CPU s':>9}{'PSS GB':>9}{'vs ker.':>9}  figures")
+    print("-" * 110)
 
 
 def main(argv=None) -> int:
     p = argparse.ArgumentParser(description=__doc__)
-    p.add_argument("--n", type=int, default=300, help="submissions in the synthetic cohort")
+    p.add_argument("--n1", type=int, default=40, help="(b): a class")
+    p.add_argument("--n", type=int, default=300, help="(c): a cohort")
     p.add_argument("--jobs", type=int, default=2)
-    p.add_argument("--sample", type=int, default=12, help="notebooks the stock path executes")
-    p.add_argument("--hangs", type=int, default=0, help="submissions with an endless loop")
+    p.add_argument("--reps", type=int, default=3, help="(a): cold runs of each, interleaved")
+    p.add_argument("--sample", type=int, default=8, help="notebooks nbconvert executes")
+    p.add_argument("--stock-sample", type=int, default=4, help="students stock nbgrader autogrades")
+    p.add_argument("--before", default=None, help="another checkout of the kit (e.g. the last "
+                   "release) to measure in the same run, side by side")
+    p.add_argument("--before-scenarios", default="abc", help="which scenarios also run --before")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--stock-timeout", type=int, default=30, help="nbconvert's per-cell timeout "
                    "(nbgrader's default is 30 s)")
-    p.add_argument("--workdir", default=None, help="keep the cohort and results here")
-    p.add_argument("--progress", choices=["auto", "on", "off"], default="auto")
-    p.add_argument("--assignment", default="gradient_backward")
+    p.add_argument("--workdir", default=None, help="keep the courses and results here")
+    p.add_argument("--only", default="abc", help="scenarios to run, e.g. 'a' or 'bc'")
     args = p.parse_args(argv)
-    logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
 
+    kits = {"kit": KIT}
+    if args.before:
+        kits["kit BEFORE"] = Path(args.before).resolve()
     workdir = Path(args.workdir or tempfile.mkdtemp(prefix="gb-bench-"))
-    shutil.rmtree(workdir / "results", ignore_errors=True)   # a benchmark grades from scratch
     t0 = time.perf_counter()
-    members = make_cohort(workdir / "submissions", args.n, seed=args.seed, hangs=args.hangs,
-                          assignment=args.assignment)
-    store = ResultStore(workdir / "results")
-    keys = {key_of(m.path, store.fingerprint) for m in members}
-    print(f"cohort: {len(members)} notebooks, {len(keys)} distinct submission keys, "
-          f"{dict(Counter(m.kind for m in members))}, built in {time.perf_counter() - t0:.1f}s",
-          flush=True)
+    n_max = max(args.n, args.n1)
+    members = make_cohort(workdir / "submissions", n_max, seed=args.seed)
+    released = released_course(workdir, KIT, PY)
+    stock = workdir / "stock"
+    src = rubric_mod.load("gradient_backward").source.parent
+    shutil.copytree(src, stock, ignore=shutil.ignore_patterns("*.ipynb", ".ipynb_checkpoints"),
+                    dirs_exist_ok=True)
+    print(f"cohort: {len(members)} distinct notebooks {dict(Counter(m.kind for m in members))}, "
+          f"course released, in {time.perf_counter() - t0:.0f}s; load average "
+          f"{os.getloadavg()[0]:.1f} on {os.cpu_count()} cores", flush=True)
 
-    results, kit_wall, kit_mem = run_kit(members, args.jobs, workdir, args.progress)
-    sample = pick_sample(members, args.sample)
-    print(f"stock path: executing {len(sample)} of the notebooks with nbconvert ...", flush=True)
-    stock = run_stock(sample, args.jobs, workdir, args.assignment, args.stock_timeout)
-    report(members, results, kit_wall, kit_mem, stock, args.n, args.jobs,
-           f"{args.stock_timeout} s per cell")
+    results = {}
+    if "a" in args.only:
+        nb = next(m for m in members if m.kind == "correct").path
+        print(f"(a) cold: {args.reps} x {' / '.join(kits)} / nbconvert, interleaved ...", flush=True)
+        results["a"] = cold(kits, nb, stock, args.reps)
+        for name, m in results["a"]["rows"].items():
+            _progress(f"(a) {name}", m)
+    sample = pick_sample(members[:n_max], args.sample)
+    if "b" in args.only or "c" in args.only:
+        print(f"stock: nbconvert on {len(sample)} notebooks, {args.jobs} at a time ...", flush=True)
+        results["nbconvert"] = stock_nbconvert(sample, stock, args.jobs, args.stock_timeout)
+        _progress("nbconvert sample", results["nbconvert"])
+        print(f"stock: nbgrader autograde on {args.stock_sample} students ...", flush=True)
+        results["nbgrader"] = stock_nbgrader(released, pick_sample(members, args.stock_sample),
+                                             workdir / "course-stock")
+        _progress("stock nbgrader sample", results["nbgrader"])
+    for key, n in (("b", args.n1), ("c", args.n)):
+        if key not in args.only:
+            continue
+        for name, kit in kits.items():
+            if name != "kit" and key not in args.before_scenarios:
+                continue
+            print(f"({key}) {n} submissions: {name} `make autograde` ...", flush=True)
+            course = course_with(released, workdir / f"course-{key}", members[:n])
+            results[(key, name)] = m = autograde_run(kit, course, args.jobs)
+            _progress(f"({key}) {name}", m)
+            shutil.rmtree(course, ignore_errors=True)
+
+    print()
+    print(f"gradient_backward benchmark, {args.jobs} workers, {os.cpu_count()} cores; load average "
+          f"now {os.getloadavg()[0]:.1f} (the machine may be shared: compare rows of one run, "
+          "and CPU s before wall s)")
+    header()
+    if "a" in results:
+        rows = results["a"]["rows"]
+        base = rows["nbconvert --execute"].wall
+        for name in kits:
+            row("(a) 1 cold submission", f"{name}: grade NB --json", rows[name], 1, base)
+        row("", "nbconvert --execute (same NB)", rows["nbconvert --execute"], 1, base)
+    for key, n in (("b", args.n1), ("c", args.n)):
+        if key not in args.only:
+            continue
+        base = results["nbconvert"].wall * n / results["nbconvert"].runs
+        label = f"({key}) {n} submissions"
+        for name in kits:
+            if (key, name) in results:
+                row(label, f"{name}: make autograde", results[(key, name)], n, base)
+                label = ""
+        row(label, f"nbconvert --execute, {args.jobs} at once", results["nbconvert"], n, base,
+            extrapolated=True)
+        row("", "stock nbgrader autograde", results["nbgrader"], n, base, extrapolated=True)
+    print("-" * 110)
+    print("'vs ker.': the nbconvert (kernel per notebook) wall time of the scenario / this row's; "
+          "EXTRAPOLATED rows scale a measured sample linearly (their PSS is the sample's peak).")
+    if "a" in results:
+        for name, runs in results["a"]["phases"].items():
+            keys = list(runs[0])
+            med = {k: statistics.median(r.get(k, 0.0) for r in runs) for k in keys}
+            print(f"(a) {name} phases (median s): " + ", ".join(f"{k} {v:.2f}" for k, v in med.items()))
+    for key in ("b", "c"):
+        for name in kits:
+            m = results.get((key, name))
+            if m and m.notes:
+                print(f"({key}) {name}: " + "; ".join(m.notes))
+    for key in ("nbconvert", "nbgrader"):
+        if key in results and results[key].notes:
+            print(f"{key}: " + "; ".join(results[key].notes))
     if not args.workdir:
         shutil.rmtree(workdir, ignore_errors=True)
     return 0

@@ -1142,7 +1142,12 @@ class Supervisor:
         self.template, self.template_pid = ours, pid
         if ours.recv(1) != b"R":
             raise RuntimeError("the template did not start")
-        # Only now, with the template forked, do the secrets come in.
+        # Only now, with the template forked, do the secrets come in. A host that launched the
+        # sandbox before its inputs existed (to overlap the two start-ups) says when they do.
+        if request.get("inputs_later"):
+            line = self.proto_in.readline()
+            if not line or json.loads(line).get("op") != "inputs":
+                raise RuntimeError("expected the hidden inputs")
         folder = request["inputs_dir"]
         for name in sorted(os.listdir(folder)):
             if name.endswith(".npy"):
@@ -1240,6 +1245,10 @@ def main():
     _prctl(PR_SET_DUMPABLE, 0)         # no /proc/<pid>/mem, fd or ptrace access from jobs
     torch.set_num_threads(1)
     Supervisor(proto_in, proto_out, isolation, workdir).serve()
+    # Asked to quit: leave at once. Tearing down an interpreter that holds torch takes a
+    # while, and as the namespace's init (or the template's parent) this exit ends the rest.
+    proto_out.flush()
+    os._exit(0)
 
 
 if __name__ == "__main__":

@@ -164,10 +164,13 @@ class SandboxError(RuntimeError):
 class Sandbox:
     """One warm zygote; grades one submission at a time. Restart it with `restart()`."""
 
-    def __init__(self, *, inputs: dict[str, np.ndarray], probes_source: str,
+    def __init__(self, *, inputs: dict[str, np.ndarray] | None, probes_source: str,
                  workdir_files: list[Path], limits: Limits = Limits(), level: str | None = None,
                  prefix: list[str] | None = None, oracles_source: str = "",
-                 oracle_parts: list[str] | None = None):
+                 oracle_parts: list[str] | None = None, wait: bool = True):
+        """Launches the sandbox at once. With `inputs=None` it imports torch while the caller
+        computes the hidden inputs (`provide_inputs`); with `wait=False` the caller goes on with
+        its own start-up and the first `grade()` waits for the sandbox to be ready."""
         self.limits = limits
         self.oracles_source = oracles_source
         self.oracle_parts = list(oracle_parts or [])
@@ -178,14 +181,22 @@ class Sandbox:
         self.tmp = Path(tempfile.mkdtemp(prefix="gbk-sandbox-"))
         self.inputs_dir = self.tmp / "inputs"
         self.inputs_dir.mkdir()
-        for name, arr in inputs.items():
-            np.save(self.inputs_dir / f"{name}.npy", arr, allow_pickle=False)
         self.proc: subprocess.Popen | None = None
         self.cgroup: _Cgroup | None = None
         self._buf = b""
+        self._have_inputs = False
+        self._pending = False          # init sent, "ready" not read yet
+        self.timings: dict[str, float] = {}
         if self.level != "bwrap":
             log.warning("SANDBOX WEAKENED: isolation level is %s", DESCRIPTIONS[self.level])
-        self.start()
+        if inputs is not None:
+            self._write_inputs(inputs)
+        self.launch()
+        # Without inputs the template is forked and warmed up at once; the supervisor then
+        # waits for `provide_inputs` before it reads the (by then complete) inputs folder.
+        self._send_init(inputs_later=not self._have_inputs)
+        if wait and self._have_inputs:
+            self.wait_ready()
 
     @property
     def description(self) -> str:
@@ -243,7 +254,34 @@ class Sandbox:
             out += ["--setenv", k, v]
         return out
 
+    def _write_inputs(self, inputs: dict[str, np.ndarray]):
+        for name, arr in inputs.items():
+            np.save(self.inputs_dir / f"{name}.npy", arr, allow_pickle=False)
+        self._have_inputs = True
+
+    def provide_inputs(self, inputs: dict[str, np.ndarray]):
+        """Hands over the hidden inputs of a sandbox launched without them.
+
+        The supervisor reads /io/inputs only after its template has been forked and this
+        `inputs` message has arrived, so writing them while it starts up is safe."""
+        if self._have_inputs:
+            raise SandboxError("the sandbox already has its inputs")
+        self._write_inputs(inputs)
+        try:
+            self._send({"op": "inputs"})
+        except (BrokenPipeError, OSError):
+            pass              # it died while starting: wait_ready() says so, restart() retries
+        self.timings["inputs_at"] = time.monotonic()
+
     def start(self):
+        """Launch, init and wait: the (re)start of a sandbox whose inputs are on disk."""
+        self.launch()
+        self._send_init()
+        self.wait_ready()
+
+    def launch(self):
+        """Starts bwrap and the supervisor (which imports torch, then waits for `init`)."""
+        self.timings["launch_at"] = time.monotonic()
         self.cgroup = _Cgroup(self.limits)
         # The shell joins the cgroups before exec, so every process of the sandbox is counted.
         joins = "".join(f'echo $$ > "{p}" 2>/dev/null; ' for p in self.cgroup.procs)
@@ -253,10 +291,26 @@ class Sandbox:
                                      stderr=None if os.environ.get("GBK_SANDBOX_DEBUG") else subprocess.DEVNULL, env=env, start_new_session=True,
                                      cwd=str(self.tmp))
         self._buf = b""
+        self._pending = False
+
+    def _send_init(self, inputs_later: bool = False):
         self._send({"op": "init", "inputs_dir": "/io/inputs" if self.level == "bwrap"
                     else str(self.inputs_dir), "probes": self.probes_source, "prefix": self.prefix,
-                    "oracles": self.oracles_source, "oracle_parts": self.oracle_parts})
+                    "oracles": self.oracles_source, "oracle_parts": self.oracle_parts,
+                    "inputs_later": inputs_later})
+        self._pending = True
+
+    def wait_ready(self):
+        """Blocks until the supervisor says its template is warm; a no-op when it already did."""
+        if not self._have_inputs:
+            raise SandboxError("the sandbox has no hidden inputs yet (provide_inputs)")
+        if not self._pending:
+            return
+        t0 = time.monotonic()
         ready = self._receive(120)
+        self._pending = False
+        self.timings["waited"] = time.monotonic() - t0
+        self.timings["ready_after"] = time.monotonic() - self.timings.get("launch_at", t0)
         if ready.get("op") != "ready":
             raise SandboxError(f"the sandbox did not start: {ready}")
         if ready.get("isolation") and ready["isolation"] != self.level:
@@ -296,6 +350,7 @@ class Sandbox:
 
         When the submission starts with exactly the locked prefix the zygote already ran,
         those cells are skipped and the run starts from the zygote's state after them."""
+        self.wait_ready()
         if self.proc is None or self.proc.poll() is not None:
             self.restart()
         n = len(self.prefix)
