@@ -47,6 +47,7 @@ class PartRun:
     stdout: str = ""               # what the part's cell and its probes printed (capped)
     static_findings: list[str] = field(default_factory=list)
     unverifiable: list[str] = field(default_factory=list)  # findings the checker can't see through
+    source: str = ""               # the part's own solution cell, as it ran (for rules on the code)
     missing_cell: bool = False
     not_run_reason: str = ""
     stand_ins: list[str] = field(default_factory=list)  # earlier parts' names the kit supplied
@@ -223,3 +224,4 @@ class SuiteRunner:
         if self.thread.is_alive():
             self.plugin.requests.put(None)
             self.thread.join(timeout=30)
+
