@@ -15,6 +15,7 @@ from pathlib import Path
 
 from . import rubric as rubric_mod
 from .notebook import MAX_BYTES, NotebookError, parse_submission, read_submission_bytes
+from .identity import key_of
 from .safe_files import id_problem, shown, write_new
 from .store import ResultStore, _atomic_write
 
@@ -195,10 +196,9 @@ def write_ledger(path: Path, ledger: dict) -> None:
 
 def state_key(sub: Submission, store: ResultStore, gradebook_id: str) -> str:
     """Changes when the submission, its timestamp, the engine, or the gradebook itself changes."""
-    from .batch import key_of
     h = hashlib.sha256(gradebook_id.encode())
     if sub.notebook is not None:
-        h.update(key_of(sub.notebook, store.fingerprint).encode())
+        h.update(key_of(sub.notebook, store.fingerprint, store.assignment).encode())
     else:
         h.update(b"none\0" + sub.reason.encode())
     ts = sub.folder / "timestamp.txt"

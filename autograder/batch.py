@@ -16,6 +16,7 @@ from multiprocessing.connection import Connection, wait
 from pathlib import Path
 
 from . import rubric as rubric_mod
+from .identity import key_of
 from .progress import Progress
 from .safe_files import id_problem, shown
 from .scoring import Result, score
@@ -127,21 +128,6 @@ def select_shard(items: list[tuple[str, Path]], k: int, n: int) -> list[tuple[st
     return sorted(order[k - 1::n], key=lambda it: it[0])
 
 
-# --- keys -------------------------------------------------------------------------------
-def key_of(path: Path, fingerprint: str) -> str:
-    """submission_key, or for a file that is not even a notebook, a hash of its bytes."""
-    from .notebook import submission_key
-    try:
-        return submission_key(path)
-    except Exception:  # unreadable input is graded (score 0 with the reason), never fatal here
-        h = hashlib.sha256(b"raw\0" + fingerprint.encode())
-        try:
-            h.update(Path(path).read_bytes())
-        except OSError as e:
-            h.update(repr(e).encode())
-        return h.hexdigest()
-
-
 # --- the worker process -----------------------------------------------------------------
 def _die_with_parent() -> None:
     """A worker must not outlive a driver that was killed with -9."""
@@ -206,7 +192,7 @@ def _plan(items, store: ResultStore, results: dict[str, Result]) -> _Plan:
     plan = _Plan()
     fp = store.fingerprint
     for sid, path in items:
-        key = key_of(path, fp)
+        key = key_of(path, fp, store.assignment)
         rec = store.record(sid)
         if rec and rec.key == key and rec.fingerprint == fp and not rec.engine_failure:
             results[sid] = rec.result

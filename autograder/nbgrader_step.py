@@ -58,10 +58,10 @@ def _engine(assignment: str):
 
 def result_for(path: Path, *, assignment: str, student: str, course: Path) -> Result:
     """The engine's Result for a submitted notebook: cached by submission key, graded on a miss."""
-    from .batch import key_of
+    from .identity import key_of
     from .store import ResultStore
     store = ResultStore(results_dir(course), assignment=assignment)
-    key = key_of(path, store.fingerprint)
+    key = key_of(path, store.fingerprint, assignment)
     cached = store.find_key(key)
     if cached is not None:
         log.debug("%s: result taken from the store", student)

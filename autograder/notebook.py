@@ -4,7 +4,6 @@ from __future__ import annotations
 import ast
 import codecs
 import errno
-import hashlib
 import json
 import os
 import re
@@ -447,31 +446,6 @@ def solution_marker_notes(solutions: dict[str, str]) -> list[str]:
     return [f"Your `{gid}` cell still holds nbgrader's solution markers (`### BEGIN SOLUTION`): "
             "it looks copied from the instructor's notebook; your instructor will review it."
             for gid, code in solutions.items() if any(m in code for m in SOLUTION_MARKERS)]
-
-
-def submission_key(path_or_nb, assignment: str = "gradient_backward") -> str:
-    """sha256 over what the grader would run for this submission, plus the kit's fingerprint:
-    equal keys give equal results, so it is the cache key. Everything in the plan that the
-    engine reads is covered (cells, where parts end, missing cells, added code, notes).
-    Unreadable files key on their bytes."""
-    from . import engine, rubric  # late: engine imports this module
-    fp = engine.fingerprint(assignment)
-    try:
-        nb = path_or_nb if isinstance(path_or_nb, dict) else read_submission(path_or_nb)
-    except NotebookError as exc:
-        try:
-            data = read_submission_bytes(path_or_nb, max_bytes=MAX_BYTES + 1)
-        except NotebookError:
-            data = b""
-        return hashlib.sha256(fp.encode() + b"\0unreadable\0" + str(exc).encode() + b"\0"
-                              + data).hexdigest()
-    r = rubric.load(assignment)
-    plan = restore(nb, engine.source_notebook(assignment), r.part_names)
-    blob = json.dumps({"cells": [[c.source, c.label, c.origin] for c in plan.cells],
-                       "part_after": plan.part_after, "solutions": plan.solutions,
-                       "added": plan.added, "missing": plan.missing, "notes": plan.notes},
-                      sort_keys=True).encode()
-    return hashlib.sha256(fp.encode() + b"\0" + blob).hexdigest()
 
 
 SOLUTION_REMOVED = "# (the solution is not shipped with the grading bundle)\n"

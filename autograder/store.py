@@ -78,7 +78,7 @@ class ResultStore:
     @property
     def fingerprint(self) -> str:
         if self._fingerprint is None:
-            from .engine import fingerprint  # the engine is only needed to know what is current
+            from .identity import fingerprint  # read only when needed: merging never computes it
             self._fingerprint = fingerprint(self.assignment)
         return self._fingerprint
 

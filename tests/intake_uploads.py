@@ -11,7 +11,7 @@ from pathlib import Path
 import nbformat
 
 from autograder import notebook as nbmod
-from autograder.engine import source_notebook
+from autograder.identity import source_notebook
 from autograder.synth import build_submission
 
 RELEASE = Path(__file__).resolve().parent.parent / "release" / "gradient_backward" / "gradient_backward.ipynb"

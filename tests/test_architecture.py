@@ -16,9 +16,8 @@ NBGRADER_MODULES = {"autograder.nbgrader_intake", "autograder.nbgrader_step"}
 # The code that runs next to student code: the standard library, numpy, torch, and the wire format.
 SANDBOX_SIDE = {"autograder.sandbox.inside": {"numpy", "torch", "wire"},
                 "autograder.sandbox.wire": {"numpy", "torch"}}
-# Known cycles, each with the issue that removes it; a new cycle fails at once.
-KNOWN_CYCLES = {frozenset({"autograder.engine", "autograder.notebook"}):
-                "issue 11: notebook.submission_key imports engine lazily (identity module pending)"}
+# Known cycles, each with the issue that removes it; a new cycle fails at once (none today).
+KNOWN_CYCLES: dict[frozenset[str], str] = {}
 
 
 def _name(path: Path) -> str:
@@ -119,7 +118,6 @@ def test_no_new_import_cycle():
     assert _cycles(_internal_graph()) <= set(KNOWN_CYCLES), _cycles(_internal_graph())
 
 
-@pytest.mark.xfail(strict=True, reason=next(iter(KNOWN_CYCLES.values())))
 def test_no_import_cycle_at_all():
     """Are the autograder modules free of import cycles (lazy imports included)?"""
     assert not _cycles(_internal_graph())

@@ -14,7 +14,7 @@ from nbgrader.preprocessors import DeduplicateIds
 
 from autograder import notebook as nbmod
 from autograder import rubric as rubric_mod
-from autograder.engine import source_notebook
+from autograder.identity import source_notebook, submission_key
 from autograder.notebook import NotebookError, parse_submission, read_submission_bytes, restore
 from autograder.synth import build_submission
 
@@ -158,7 +158,7 @@ def test_key_tells_a_deleted_solution_cell_from_an_empty_one(correct_nb):
     emptied = copy.deepcopy(correct_nb)
     next(c for c in emptied.cells if nbmod.grade_id(c) == "mse_grad").source = ""
     assert plan_of(deleted).wire() == plan_of(emptied).wire()       # the collision is real
-    assert nbmod.submission_key(deleted) != nbmod.submission_key(emptied)
+    assert submission_key(deleted) != submission_key(emptied)
 
 
 def test_solution_markers_are_flagged(correct_nb):
