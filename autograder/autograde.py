@@ -16,8 +16,8 @@ from pathlib import Path
 from . import rubric as rubric_mod
 from .notebook import MAX_BYTES, NotebookError, parse_submission, read_submission_bytes
 from .identity import key_of
-from .safe_files import id_problem, shown, write_new
-from .store import ResultStore, _atomic_write
+from .safe_files import atomic_write, id_problem, shown, write_new
+from .store import ResultStore
 
 log = logging.getLogger("autograder.autograde")
 
@@ -159,10 +159,7 @@ def normalize_for_nbgrader(nb: Path) -> bool:
     keep = nb.with_name(nb.name + ".as-submitted")
     if not keep.exists():
         write_new(keep, raw)
-    tmp = nb.with_name(f".{nb.name}.tmp")
-    tmp.unlink(missing_ok=True)
-    write_new(tmp, nbformat.writes(parsed).encode("utf-8"))
-    os.replace(tmp, nb)
+    atomic_write(nb, nbformat.writes(parsed), mode=0o644)
     log.info("%s: rewritten as plain nbformat-4 JSON for nbgrader (the original is %s)",
              nb, keep.name)
     return True
@@ -191,7 +188,7 @@ def read_ledger(path: Path) -> dict:
 
 def write_ledger(path: Path, ledger: dict) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
-    _atomic_write(path, json.dumps(ledger, ensure_ascii=False, indent=1, sort_keys=True))
+    atomic_write(path, json.dumps(ledger, ensure_ascii=False, indent=1, sort_keys=True))
 
 
 def state_key(sub: Submission, store: ResultStore, gradebook_id: str) -> str:

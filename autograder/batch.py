@@ -18,9 +18,9 @@ from pathlib import Path
 from . import rubric as rubric_mod
 from .identity import key_of
 from .progress import Progress
-from .safe_files import id_problem, shown
+from .safe_files import atomic_write, id_problem, shown
 from .scoring import Result, score
-from .store import ResultStore, _atomic_write
+from .store import ResultStore
 
 log = logging.getLogger(__name__)
 
@@ -393,7 +393,7 @@ def main(*, submissions: str, out: str, jobs: int = 0, shard: str | None = None,
     items = select_shard(items, k, n)
     store = ResultStore(Path(out), assignment=assignment)
     store.root.mkdir(parents=True, exist_ok=True)
-    _atomic_write(store.root / MANIFEST, json.dumps(
+    atomic_write(store.root / MANIFEST, json.dumps(
         {"shard": [k, n], "assignment": assignment, "fingerprint": store.fingerprint,
          "ids": [sid for sid, _ in items]}, ensure_ascii=False))
     try:

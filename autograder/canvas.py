@@ -8,7 +8,7 @@ import unicodedata
 from dataclasses import dataclass
 from pathlib import Path
 
-from .safe_files import valid_id
+from .safe_files import atomic_write, valid_id
 
 # <name><_late>_<user id>_<file id>_<original name>; Canvas builds <name> from the student's
 # sortable name with everything but letters and digits removed, so it has no underscore.
@@ -89,10 +89,8 @@ class Roster:
 
     def save(self) -> None:
         self.path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = self.path.with_suffix(".tmp")
-        tmp.write_text(json.dumps({"ids": self.ids}, indent=1, sort_keys=True, ensure_ascii=False),
-                       encoding="utf-8")
-        os.replace(tmp, self.path)
+        atomic_write(self.path, json.dumps({"ids": self.ids}, indent=1, sort_keys=True,
+                                           ensure_ascii=False), mode=0o644)
 
 
 def read_names(csv_path: Path) -> dict[str, tuple[str, str]]:

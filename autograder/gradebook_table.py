@@ -3,11 +3,12 @@ from __future__ import annotations
 
 import csv
 import logging
-import os
-import tempfile
+import io
 from pathlib import Path
 
+from . import gradebook
 from . import rubric as rubric_mod
+from .safe_files import atomic_write
 
 log = logging.getLogger("autograder.gradebook")
 
@@ -28,10 +29,9 @@ def main(*, course: str = ".", assignment: str = "gradient_backward", csv_out: s
 
 def table(course: Path, assignment: str) -> list[dict]:
     """One dict per student: part -> score (a grader's manual score wins), total, max."""
-    from .nbgrader_step import gradebook_scores
     rub = rubric_mod.load(assignment)
     rows = []
-    for student, cells in sorted(gradebook_scores(course, assignment).items()):
+    for student, cells in sorted(gradebook.scores(course / "gradebook.db", assignment).items()):
         row = {"student": student}
         for p in rub.parts:
             row[p.part] = cells.get(p.test_cell)
@@ -65,12 +65,11 @@ def write_csv(rows: list[dict], assignment: str, out: Path) -> Path:
     """student, one column per part, total, max_score; written atomically."""
     rub = rubric_mod.load(assignment)
     out.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=".tmp-", dir=out.parent, suffix=".csv")
-    with os.fdopen(fd, "w", newline="", encoding="utf-8") as f:
-        w = csv.writer(f)
-        w.writerow(["student", *rub.part_names, "total", "max_score"])
-        for r in rows:
-            w.writerow([r["student"], *("" if r[p] is None else r[p] for p in rub.part_names),
-                        r["total"], r["max"]])
-    os.replace(tmp, out)
+    text = io.StringIO(newline="")
+    w = csv.writer(text)
+    w.writerow(["student", *rub.part_names, "total", "max_score"])
+    for r in rows:
+        w.writerow([r["student"], *("" if r[p] is None else r[p] for p in rub.part_names),
+                    r["total"], r["max"]])
+    atomic_write(out, text.getvalue())
     return out

@@ -7,7 +7,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from .batch import MANIFEST
-from .store import Record, ResultStore, _atomic_write
+from .safe_files import atomic_write
+from .store import Record, ResultStore
 
 log = logging.getLogger(__name__)
 
@@ -127,7 +128,7 @@ def merge(shards: list[Path], out: Path) -> Merged:
             target.put(rec)
     if not merged.warnings:
         out.mkdir(parents=True, exist_ok=True)
-        _atomic_write(out / MANIFEST, json.dumps(
+        atomic_write(out / MANIFEST, json.dumps(
             {"shard": [1, 1], "fingerprint": fingerprint, "ids": sorted(merged.records)},
             ensure_ascii=False))
     return merged

@@ -331,33 +331,6 @@ def mark_manual_review(course: Path, assignment: str, student: str, test_cells: 
         gb.db.commit()
 
 
-def grade_rows(course: Path, assignment: str) -> list[tuple]:
-    """Every grade row of the assignment, sorted: (student, notebook, cell, auto, manual, needs_manual)."""
-    con = sqlite3.connect(f"file:{Path(course) / 'gradebook.db'}?mode=ro", uri=True)
-    try:
-        return sorted(con.execute(
-            """SELECT sa.student_id, n.name, bc.name, g.auto_score, g.manual_score,
-                      g.needs_manual_grade
-               FROM grade g
-               JOIN base_cell bc ON g.cell_id = bc.id
-               JOIN submitted_notebook sn ON g.notebook_id = sn.id
-               JOIN notebook n ON sn.notebook_id = n.id
-               JOIN submitted_assignment sa ON sn.assignment_id = sa.id
-               JOIN assignment a ON sa.assignment_id = a.id
-               WHERE a.name = ?""", (assignment,)).fetchall())
-    finally:
-        con.close()
-
-
-def gradebook_scores(course: Path, assignment: str) -> dict[str, dict[str, float]]:
-    """student -> {test cell: score}, where a grader's manual score overrides the autograder's."""
-    table: dict[str, dict[str, float]] = {}
-    for student, _nb, cell, auto, manual, _needs in grade_rows(course, assignment):
-        score = manual if manual is not None else auto
-        table.setdefault(student, {})[cell] = float(score) if score is not None else None
-    return table
-
-
 # --- one pass over a cohort: one process, one gradebook session ------------------------------
 class _SharedGradebook:
     """What `Gradebook(url, course_id)` returns during `shared_gradebook`: the one real gradebook.

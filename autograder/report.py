@@ -6,13 +6,13 @@ import datetime as dt
 import html
 import io
 import logging
-import sqlite3
 import statistics
 import tomllib
 from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from . import gradebook as gradebook_db
 from . import rubric as rubric_mod
 from .rubric import Rubric
 from .scoring import Result
@@ -56,34 +56,11 @@ class Student:
 
 
 # --- reading ---------------------------------------------------------------------------
-_GRADES_SQL = """
-SELECT sa.student_id, bc.name, g.auto_score, g.manual_score, g.extra_credit
-FROM grade g
-JOIN submitted_notebook sn ON g.notebook_id = sn.id
-JOIN submitted_assignment sa ON sn.assignment_id = sa.id
-JOIN assignment a ON sa.assignment_id = a.id
-JOIN base_cell bc ON g.cell_id = bc.id
-JOIN grade_cells gc ON gc.id = bc.id
-WHERE a.name = ?
-"""
-
-
 def read_gradebook(db: Path, rubric: Rubric) -> dict[str, dict[str, float]]:
-    """student -> part -> score, as nbgrader counts it (a manual score overrides the auto one).
-
-    Plain read-only SQL on nbgrader's schema keeps nbgrader out of this module's imports.
-    """
-    if not db.exists():
-        return {}
+    """student -> part -> score, as nbgrader counts it (gradebook.cell_score; no score yet is 0)."""
     by_cell = {p.test_cell: p.part for p in rubric.parts}
-    out: dict[str, dict[str, float]] = {}
-    with sqlite3.connect(f"file:{db}?mode=ro", uri=True) as con:
-        for student, cell, auto, manual, extra in con.execute(_GRADES_SQL, (rubric.name,)):
-            if cell not in by_cell:
-                continue
-            score = (manual if manual is not None else auto or 0.0) + (extra or 0.0)
-            out.setdefault(student, {})[by_cell[cell]] = float(score)
-    return out
+    return {student: {by_cell[cell]: score or 0.0 for cell, score in cells.items() if cell in by_cell}
+            for student, cells in gradebook_db.scores(db, rubric.name).items()}
 
 
 def read_results(folder: Path) -> list[tuple[str, Result, bool]]:

@@ -4,14 +4,13 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
-import os
 import re
-import tempfile
 import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Iterator
 
+from .safe_files import atomic_write
 from .scoring import Result
 
 log = logging.getLogger(__name__)
@@ -46,20 +45,6 @@ def file_name(submission_id: str) -> str:
     slug = _UNSAFE.sub("_", submission_id).strip("._")[:60] or "id"
     digest = hashlib.sha256(submission_id.encode("utf-8")).hexdigest()[:16]
     return f"{slug}-{digest}.json"
-
-
-def _atomic_write(path: Path, text: str) -> None:
-    """Write then rename, so a kill -9 at any instant leaves the old file or the new one."""
-    fd, tmp = tempfile.mkstemp(prefix=".tmp-", dir=path.parent)
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as f:
-            f.write(text)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
 
 
 class ResultStore:
@@ -142,8 +127,8 @@ class ResultStore:
                "saved_at": time.time(), "result": result.to_json()}
         path = self.path(submission_id)
         (self.root / _KEYS).mkdir(parents=True, exist_ok=True)   # reading never creates folders
-        _atomic_write(path, json.dumps(doc, ensure_ascii=False, indent=1))
-        _atomic_write(self.root / _KEYS / _key_name(key), submission_id)
+        atomic_write(path, json.dumps(doc, ensure_ascii=False, indent=1))
+        atomic_write(self.root / _KEYS / _key_name(key), submission_id)
         return path
 
     def put(self, rec: Record) -> Path:

@@ -82,9 +82,9 @@ def workspace(tmp_path_factory):
 def graded_course(workspace) -> dict:
     """The course once the background job is done, with each student's total from the kit's gradebook."""
     assert workspace["job"].wait(timeout=300) == 0, (workspace["top"] / "course.log").read_text()[-3000:]
-    from autograder.nbgrader_step import gradebook_scores
+    from autograder.gradebook import scores as gradebook_scores
     course = workspace["course"]
-    scores = {s: sum(v or 0 for v in cells.values()) for s, cells in gradebook_scores(course, ASSIGNMENT).items()}
+    scores = {s: sum(v or 0 for v in cells.values()) for s, cells in gradebook_scores(course / "gradebook.db", ASSIGNMENT).items()}
     return {"course": course, "scores": scores}
 
 

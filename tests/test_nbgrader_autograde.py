@@ -36,13 +36,13 @@ for p in ["gradebook.db", "../gradebook.db", "../../gradebook.db", "../../../gra
 
 
 def rows(course: Path) -> list[tuple]:
-    from autograder.nbgrader_step import grade_rows
-    return grade_rows(course, ASSIGNMENT)
+    from autograder.gradebook import grade_rows
+    return grade_rows(course / "gradebook.db", ASSIGNMENT)
 
 
 def scores(course: Path) -> dict[str, dict[str, float]]:
     out: dict[str, dict[str, float]] = {}
-    for student, _nb, cell, auto, _manual, _needs in rows(course):
+    for student, _nb, cell, auto, _manual, _extra, _needs in rows(course):
         out.setdefault(student, {})[cell] = auto
     return out
 
