@@ -57,8 +57,24 @@ def _meta(cell) -> dict:
     return nbgrader_meta(cell) or {}
 
 
+# --- cell predicates: the one place that reads a cell's nbgrader role -------------------------
 def grade_id(cell) -> str | None:
+    """The cell's grade_id when its nbgrader metadata is well formed (nbgrader_meta), else None."""
     return _meta(cell).get("grade_id")
+
+
+def declared_grade_id(cell) -> str | None:
+    """The grade_id written in the cell's nbgrader metadata, well formed or not: for code that
+    repairs or rewrites that metadata (the nbgrader step), not for deciding what a cell is."""
+    md = cell.get("metadata") if isinstance(cell, dict) else None
+    meta = md.get("nbgrader") if isinstance(md, dict) else None
+    gid = meta.get("grade_id") if isinstance(meta, dict) else None
+    return gid if isinstance(gid, str) else None
+
+
+def is_grade_cell(cell) -> bool:
+    """Graded (nbgrader `grade: true`): a test cell, or a solution cell graded by hand."""
+    return bool(_meta(cell).get("grade"))
 
 
 def is_test_cell(cell) -> bool:
@@ -68,6 +84,10 @@ def is_test_cell(cell) -> bool:
 
 def is_solution_cell(cell) -> bool:
     return bool(_meta(cell).get("solution"))
+
+
+def is_locked_cell(cell) -> bool:
+    return bool(_meta(cell).get("locked"))
 
 
 def skipped(cell) -> bool:
@@ -467,6 +487,14 @@ def grading_copy(raw: bytes) -> bytes:
 def top_level_bindings(source: str) -> set[str] | None:
     """Names a cell binds in the notebook's namespace (def, class, assignment, import, for,
     with, del, or `global` in a function); None when it can't be told (a syntax error)."""
+    found = _bindings(source)
+    return None if found is None else set(found)
+
+
+@lru_cache(maxsize=4096)
+def _bindings(source: str) -> frozenset[str] | None:
+    """top_level_bindings, parsed once per distinct text: the locked cells are the same in
+    every submission of a cohort."""
     if len(source) > 200_000:
         return None  # not parsed on the trusted side: treated as binding anything
     try:
@@ -489,4 +517,4 @@ def top_level_bindings(source: str) -> set[str] | None:
             visit(child)
 
     visit(tree)
-    return names
+    return frozenset(names)

@@ -179,6 +179,19 @@ def locked_modules(sources: list[str]) -> dict[str, str]:
 
 def scan(code: str, *, autograd_allowed: bool = False, own_backward: bool = False,
          modules: dict[str, str] | None = None) -> list[Finding]:
+    """Findings for one cell's code (see `_scan`); a text seen before is not parsed again."""
+    return list(_scan_cached(code, autograd_allowed, own_backward,
+                             tuple(sorted((modules or {}).items()))))
+
+
+@lru_cache(maxsize=4096)
+def _scan_cached(code, autograd_allowed, own_backward, modules) -> tuple[Finding, ...]:
+    return tuple(_scan(code, autograd_allowed=autograd_allowed, own_backward=own_backward,
+                       modules=dict(modules)))
+
+
+def _scan(code: str, *, autograd_allowed: bool = False, own_backward: bool = False,
+          modules: dict[str, str] | None = None) -> list[Finding]:
     """Findings for one cell's code; empty when everything in it is on the allowed lists.
 
     `own_backward`: the layer parts define and call their own `backward()` methods, so there
