@@ -9,7 +9,8 @@ from pathlib import Path
 
 import nbformat
 
-SKIP_TAG = "grader:skip"
+from .notebook import SKIP_TAG, grade_id, is_grade_cell, is_solution_cell, skipped as _skipped
+
 CELL_TIMEOUT = 120          # seconds per cell; the lesson's cells take a few seconds
 MAX_MESSAGE_LINES = 30
 _HIDDEN = re.compile(r"^[ \t]*### BEGIN HIDDEN TESTS.*?^[ \t]*### END HIDDEN TESTS[^\n]*\n?",
@@ -30,14 +31,6 @@ class Check:
     test_cell: int | None = None
     status: str = "not run"             # passed | failed | not run
     lines: list[str] = field(default_factory=list)
-
-
-def _nbgrader(cell) -> dict:
-    return cell.get("metadata", {}).get("nbgrader", {})
-
-
-def _skipped(cell) -> bool:
-    return SKIP_TAG in cell.get("metadata", {}).get("tags", [])
 
 
 def public_source(cell) -> str:
@@ -64,11 +57,10 @@ def plan(nb) -> tuple[list[int], list[int], dict[str, Check]]:
             skipped.append(i)
             continue
         run.append(i)
-        meta = _nbgrader(cell)
-        gid = meta.get("grade_id")
+        gid = grade_id(cell)
         if gid:
             by_grade_id[gid] = (i, heading)
-        if gid and meta.get("grade") and gid.startswith("test_"):
+        if gid and is_grade_cell(cell) and gid.startswith("test_"):
             part = gid.removeprefix("test_")
             sol = by_grade_id.get(part)
             checks[part] = Check(part, sol[1] if sol else heading, sol[0] if sol else None, i)
@@ -90,8 +82,8 @@ def _where(output, nb) -> str | None:
     if index is None:
         return None
     cell = nb.cells[index]
-    gid = _nbgrader(cell).get("grade_id")
-    name = f"your cell `{gid}`" if _nbgrader(cell).get("solution") else f"cell `{gid}`" if gid else "a cell"
+    gid = grade_id(cell)
+    name = f"your cell `{gid}`" if is_solution_cell(cell) else f"cell `{gid}`" if gid else "a cell"
     lines = cell.source.splitlines()
     code = f": {lines[line - 1].strip()}" if 0 < line <= len(lines) else ""
     return f"at line {line} of {name} (notebook cell {index + 1}){code}"
@@ -177,7 +169,7 @@ def execute(nb, run: list[int], folder: Path, timeout: int) -> tuple[set[int], s
 def _prepare(path: Path):
     nb = nbformat.read(str(path), as_version=4)
     for cell in nb.cells:
-        if cell.cell_type == "code" and _nbgrader(cell).get("grade"):
+        if cell.cell_type == "code" and is_grade_cell(cell):
             cell.source = public_source(cell)
     return nb
 
@@ -210,7 +202,7 @@ def _setup_errors(nb, run: list[int], executed: set[int], checks: dict[str, Chec
         if i in executed and i not in own:
             error = _cell_result(nb.cells[i], nb)[1]
             if error:
-                gid = _nbgrader(nb.cells[i]).get("grade_id")
+                gid = grade_id(nb.cells[i])
                 found.append(f"cell {i + 1}{f' ({gid})' if gid else ''} raised {error[0]}")
     if any("digits.npz" in e or "gbcheck" in e for e in found):
         found.append("run the check from the folder that holds the notebook, gbcheck.py and digits.npz.")

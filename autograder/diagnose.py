@@ -60,11 +60,16 @@ def _load_function(path: Path, function: str) -> Callable:
     return getattr(assignment.load(path.parent, path.stem), function)
 
 
+def catalogue_data(folder: Path) -> dict:
+    """An assignment folder's catalogue.toml as TOML data (FileNotFoundError when it has none):
+    the one place that reads the file."""
+    return tomllib.loads((Path(folder) / "catalogue.toml").read_text(encoding="utf-8"))
+
+
 @lru_cache(maxsize=None)
 def load(assignment: str = "gradient_backward") -> Catalogue:
     """The assignment's catalogue.toml, with its generic `explain` function if it names one."""
-    folder = rubric_mod.load(assignment).folder
-    data = tomllib.loads((folder / "catalogue.toml").read_text())
+    data = catalogue_data(rubric_mod.load(assignment).folder)
     entries = {mid: Entry(id=mid, parts=tuple(e.get("parts", ())), title=e["title"],
                           message=e["message"], per_case=bool(e.get("per_case", True)))
                for mid, e in data["mistakes"].items()}

@@ -22,6 +22,7 @@ from nbgrader.coursedir import CourseDirectory
 from nbgrader.preprocessors import ClearHiddenTests, NbGraderPreprocessor
 
 from . import rubric as rubric_mod
+from .notebook import declared_grade_id
 from .scoring import PartResult, Result
 
 log = logging.getLogger(__name__)
@@ -144,7 +145,7 @@ def _insert_missing(nb: NotebookNode, roles: dict[str, dict], source_cells: dict
 
 def _find(nb: NotebookNode, grade_id: str) -> int | None:
     for i, cell in enumerate(nb.cells):
-        if cell.get("metadata", {}).get("nbgrader", {}).get("grade_id") == grade_id:
+        if declared_grade_id(cell) == grade_id:
             return i
     return None
 

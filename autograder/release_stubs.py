@@ -7,6 +7,7 @@ from pathlib import Path
 from nbconvert.preprocessors import Preprocessor
 from traitlets import Bool, Unicode
 
+from . import notebook as nbmod
 from . import rubric as rubric_mod
 
 # nbgrader's ClearSolutions writes this (configured as its code_stub); PartStubs replaces the quoted token.
@@ -92,6 +93,6 @@ class PartStubs(Preprocessor):
         for cell in nb.cells:
             if cell.cell_type != "code" or PLACEHOLDER not in cell.source:
                 continue
-            grade_id = cell.metadata.get("nbgrader", {}).get("grade_id", "")
+            grade_id = nbmod.grade_id(cell) or ""
             cell.source = personalise(cell.source, part_label(grade_id, titles.get(grade_id)))
         return nb, resources

@@ -7,11 +7,11 @@ import html
 import io
 import logging
 import statistics
-import tomllib
 from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from . import diagnose
 from . import gradebook as gradebook_db
 from . import rubric as rubric_mod
 from .rubric import Rubric
@@ -73,8 +73,9 @@ def read_results(folder: Path) -> list[tuple[str, Result, bool]]:
 
 def read_catalogue(folder: Path) -> dict[str, str]:
     """mistake id -> title (or message) from catalogue.toml, wherever in the file the entry sits."""
-    path = folder / "catalogue.toml"
-    if not path.exists():
+    try:
+        data = diagnose.catalogue_data(folder)
+    except FileNotFoundError:
         return {}
     titles: dict[str, str] = {}
 
@@ -93,7 +94,7 @@ def read_catalogue(folder: Path) -> dict[str, str]:
             for item in node:
                 walk(keys, item)
 
-    walk((), tomllib.loads(path.read_text(encoding="utf-8")))
+    walk((), data)
     return titles
 
 

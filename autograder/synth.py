@@ -8,10 +8,7 @@ from pathlib import Path
 import nbformat
 
 from . import rubric as rubric_mod
-
-
-def _grade_id(cell) -> str | None:
-    return cell.get("metadata", {}).get("nbgrader", {}).get("grade_id")
+from .notebook import grade_id
 
 
 def build_submission(overrides: dict[str, str] | None = None, *, assignment: str = "gradient_backward",
@@ -28,7 +25,7 @@ def build_submission(overrides: dict[str, str] | None = None, *, assignment: str
     extra_cells = extra_cells or {}
     cells = []
     for cell in nb.cells:  # a fresh read: the cells can be changed in place
-        gid = _grade_id(cell)
+        gid = grade_id(cell)
         if gid in overrides:
             cell.source = overrides.pop(gid)
         if cell.cell_type == "code":
