@@ -382,7 +382,7 @@ def grade_many(items: list[tuple[str, Path]], *, jobs: int = 0, store: ResultSto
 
 
 # --- the verb ---------------------------------------------------------------------------
-def main(*, submissions: str, out: str, jobs: int = 0, shard: str | None = None,
+def main(*, submissions: str, out: str = ".kit/results", jobs: int = 0, shard: str | None = None,
          assignment: str = "gradient_backward", progress: str = "auto") -> int:
     try:
         items = discover(Path(submissions), assignment)
