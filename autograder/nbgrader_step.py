@@ -97,10 +97,11 @@ class RestoreGradeCells(NbGraderPreprocessor):
         meta = cell.get("metadata", {}).get("nbgrader")
         if meta is None:
             return
-        gid = meta.get("grade_id")
+        gid = declared_grade_id(cell)
         if gid not in roles:
             if meta.get("grade") or meta.get("solution") or meta.get("locked") or meta.get("task"):
-                self.log.warning("Cell with unknown grade_id %r: its nbgrader metadata is dropped", gid)
+                self.log.warning("Cell with unknown grade_id %r: its nbgrader metadata is dropped",
+                                 meta.get("grade_id"))
             del cell.metadata["nbgrader"]
             return
         for flag, value in roles[gid].items():
