@@ -1,4 +1,4 @@
-"""Untrusted names and folders: safe student ids, printable names, regular files only (no symlink followed)."""
+"""Untrusted names and folders: safe student ids, printable names, regular files only (no symlink followed); the one atomic write."""
 from __future__ import annotations
 
 import os
