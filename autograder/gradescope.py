@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import argparse
+import io
 import json
 import logging
 import os
@@ -14,7 +15,7 @@ from pathlib import Path
 from . import rubric as rubric_mod
 from .notebook import NotebookError, grading_copy
 from .rubric import KIT_ROOT
-from .safe_files import read_regular, regular_files
+from .safe_files import atomic_write, read_regular, regular_files
 from .scoring import Result, unreadable
 
 log = logging.getLogger(__name__)
@@ -54,8 +55,8 @@ def build(out: Path, *, config: dict | None = None, kit: Path = KIT_ROOT) -> Pat
     cfg = {**DEFAULTS, **(config or {})}
     source_dir = rubric_mod.load(cfg["assignment"]).source.parent
     out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = out.with_suffix(".zip.tmp")
-    with zipfile.ZipFile(tmp, "w", zipfile.ZIP_DEFLATED) as z:
+    buf = io.BytesIO()
+    with zipfile.ZipFile(buf, "w", zipfile.ZIP_DEFLATED) as z:
         source_nb = rubric_mod.load(cfg["assignment"]).source.resolve()
         for path, name in _bundle_files(kit, source_dir):
             data = path.read_bytes()
@@ -68,7 +69,7 @@ def build(out: Path, *, config: dict | None = None, kit: Path = KIT_ROOT) -> Pat
                 continue        # no other notebook (a scratch copy with answers) leaves the kit
             _add(z, name, data, executable=name in ("setup.sh", "run_autograder"))
         _add(z, CONFIG, (json.dumps(cfg, indent=1, sort_keys=True) + "\n").encode())
-    os.replace(tmp, out)
+    atomic_write(out, buf.getvalue(), mode=0o644)
     return out
 
 
