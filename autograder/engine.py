@@ -6,7 +6,6 @@ import logging
 import time
 import uuid
 from dataclasses import dataclass
-from functools import lru_cache
 from pathlib import Path
 
 from . import lean  # noqa: F401  (before nbformat: skips what grading never uses)
@@ -16,37 +15,15 @@ import nbformat
 from . import assignment as assignment_mod
 from . import rubric as rubric_mod
 from . import scoring, static_check
-from .notebook import (NotebookError, Plan, parse_submission, read_submission, restore,
+from .identity import fingerprint, source_notebook  # noqa: F401  (fingerprint: kept importable here)
+from .notebook import (NotebookError, Plan, parse_submission, read_submission_bytes, restore,
                        top_level_bindings)
 from .sandbox import Limits, Sandbox, wire
 from .suite import CaseResult, ErrorInfo, PartRun, Student, SuiteRunner, parse_case
 
 log = logging.getLogger("autograder.engine")
-PACKAGE = Path(__file__).resolve().parent
 PART_OUTPUT_CHARS = 4000
-# The modules whose code can change a result (the rest only move results around): a cached
-# result stays valid until one of these, the assignment folder or the source notebook changes.
-SCORING_MODULES = ("engine.py", "notebook.py", "scoring.py", "rubric.py", "static_check.py",
-                   "suite.py", "feedback.py", "diagnose.py")
 STUDENT_OUTPUT_CHARS = 1500
-
-
-@lru_cache(maxsize=None)
-def fingerprint(assignment: str = "gradient_backward") -> str:
-    """Hash of everything that decides a score: the engine, the assignment folder, the source."""
-    r = rubric_mod.load(assignment)
-    h = hashlib.sha256()
-    files = [PACKAGE / m for m in SCORING_MODULES] + sorted((PACKAGE / "sandbox").glob("*.py")) + sorted(
-        p for p in r.folder.rglob("*") if p.is_file() and p.suffix in (".py", ".toml")
-        and "__pycache__" not in p.parts) + [r.source]
-    for f in files:
-        h.update(str(f.relative_to(rubric_mod.KIT_ROOT)).encode() + b"\0" + f.read_bytes() + b"\0")
-    return h.hexdigest()[:32]
-
-
-@lru_cache(maxsize=None)
-def source_notebook(assignment: str = "gradient_backward"):
-    return nbformat.read(str(rubric_mod.load(assignment).source), as_version=4)
 
 
 class Engine:
@@ -162,7 +139,9 @@ class Engine:
         the final state ("deferred", cheaper) only when no later cell rebinds its names and
         no later cell holds code the checker cannot see through; else from a snapshot taken
         right after its own cell, which later cells cannot reach."""
-        unverifiable = [i for i, fs in findings.items() if any(f.kind == "unverifiable" for f in fs)]
+        unverifiable = [i for i, fs in findings.items()
+                        if any(f.kind == "unverifiable" and not f.contained for f in fs)]
+        isolate = any(f.kind == "unverifiable" for fs in findings.values() for f in fs)
         wire = {}
         for p in self.rubric.part_names:
             if p not in plan.part_after:
@@ -172,7 +151,10 @@ class Engine:
             wire[p] = {"after": after, "cases": self.case_wire.get(p, []),
                        "first": None if p in plan.missing else first, "defines": defines,
                        "deferred": not _rebound_later(plan, after, defines)
-                       and not any(i > after for i in unverifiable)}
+                       and not any(i > after for i in unverifiable),
+                       # Code the checker could not see through sits in a function: probe every
+                       # part in a process of its own, so one part's calls never reach another.
+                       "isolate": isolate}
         return wire
 
     def _findings(self, plan: Plan) -> dict[int, list[static_check.Finding]]:
@@ -191,31 +173,65 @@ class Engine:
 
     def _attribute(self, plan: Plan, parts_wire: dict,
                    findings: dict[int, list]) -> tuple[dict[str, list[static_check.Finding]], list[str]]:
-        """A finding counts in each part whose probes run from a state that holds its cell:
-        autograd in the part of its own cell (an added cell: every by-hand part it reaches;
-        the run-time tripwire watches the rest), and code the checker cannot see through in
-        every part it reaches (it could switch the tripwire off)."""
+        """Which parts each finding costs. Autograd: the part of its own cell (an added cell:
+        every by-hand part it reaches; the run-time tripwire watches the rest). Code the
+        checker cannot see through: every part whose probes run from a state that holds the
+        cell when it runs with the cell (it could switch the tripwire off); when it sits only
+        inside functions, the parts whose code uses what that cell defines."""
         out: dict[str, list[static_check.Finding]] = {p: [] for p in self.rubric.part_names}
         unattributed: list[str] = []
         for i, found in findings.items():
             cell = plan.cells[i]
-            own = cell.label if cell.label in out else None
+            own = next((p for p, w in parts_wire.items() if cell.label == p or (
+                w["first"] is not None and w["first"] <= i <= w["after"])), None)
             reached = [p for p, w in parts_wire.items() if w["deferred"] or i <= w["after"]]
-            where = f"your `{own}` cell" if own else f"your cell {cell.label}"
-            if not reached and not own:
-                # No part's probes run from a state that holds it: shown, but costs nothing.
-                unattributed += [f"{where} {f.text}" for f in found]
+            where = f"your `{cell.label}` cell" if cell.label in out else f"your cell {cell.label}"
+            unverifiable = [f for f in found if f.kind == "unverifiable"]
+            if unverifiable and all(f.contained for f in unverifiable):
+                users = self._users(plan, parts_wire, i)
+                reached_u = reached if users is None else [p for p in users if p in reached]
+            else:
+                reached_u = reached
             for f in found:
                 if f.kind == "autograd":
                     targets = [own] if own else [p for p in reached
                                                  if not self.rubric.get(p).autograd_allowed]
                 else:
-                    targets = reached + ([own] if own and own not in reached else [])
+                    targets = reached_u + ([own] if own and own not in reached_u else [])
+                if not targets:
+                    # No part's probes can run it: shown, but costs nothing.
+                    unattributed.append(f"{where} {f.text}")
                 for p in targets:
                     item = static_check.Finding(f.kind, f"{where} {f.text}")
                     if item not in out[p]:
                         out[p].append(item)
         return out, unattributed
+
+    def _users(self, plan: Plan, parts_wire: dict, index: int) -> list[str] | None:
+        """The parts whose own cells (or probes) use a name that cell `index` defines, directly
+        or through later cells that use it; None when a cell cannot be read to tell."""
+        source = plan.cells[index].source
+        tainted = top_level_bindings(source)
+        if tainted is None:
+            return None
+        tainted -= static_check.imported_names(source)
+        touched = {index}
+        for j in range(index + 1, len(plan.cells)):
+            loaded = static_check.names_loaded(plan.cells[j].source)
+            if loaded is None:
+                return None
+            if loaded & tainted:
+                bound = top_level_bindings(plan.cells[j].source)
+                if bound is None:
+                    return None
+                tainted |= bound
+                touched.add(j)
+        users = []
+        for p, w in parts_wire.items():
+            span = range(w["first"], w["after"] + 1) if w["first"] is not None else range(0)
+            if any(j in touched for j in span) or tainted & set(self.rubric.get(p).defines):
+                users.append(p)
+        return users
 
     def _student(self, plan: Plan, report: dict, static: dict) -> tuple[Student, dict[str, list[str]]]:
         by_index = {}
@@ -268,6 +284,7 @@ class Engine:
                 stdout=outputs.get(idx, "")[:8000],
                 static_findings=[f.text for f in static[p]],
                 unverifiable=[f.text for f in static[p] if f.kind == "unverifiable"],
+                source=next((c.source for c in plan.cells if c.label == p), ""),
                 missing_cell=p in plan.missing, not_run_reason=not_run.get(p, ""),
                 stand_ins=[str(n)[:40] for n in cell.get("stand_ins") or []][:5])
         return runs
@@ -387,11 +404,11 @@ class Submission:
 
 def read_file(path: str | Path) -> Submission:
     """Reads and parses a submission; never raises for bad input."""
-    path = Path(path)
-    raw = path.read_bytes() if path.is_file() else None
-    sha = hashlib.sha256(raw).hexdigest() if raw is not None else ""
+    path, sha = Path(path), ""
     try:
-        return Submission(sha, read_submission(path) if raw is None else parse_submission(raw))
+        raw = read_submission_bytes(path)  # a regular file, never through a symlink
+        sha = hashlib.sha256(raw).hexdigest()
+        return Submission(sha, parse_submission(raw))
     except NotebookError as exc:
         return Submission(sha, None, str(exc))
 

@@ -57,6 +57,7 @@ PR_SET_CHILD_SUBREAPER = 36
 PR_SET_NO_NEW_PRIVS = 38
 PR_CAPBSET_DROP = 24
 CLONE_NEWUSER, CLONE_NEWPID, CLONE_NEWNS = 0x10000000, 0x20000000, 0x00020000
+CLONE_NEWIPC = 0x08000000  # System V shared memory and queues would outlive the job otherwise
 MS_RDONLY, MS_NOSUID, MS_NODEV, MS_REMOUNT, MS_BIND, MS_REC = 1, 2, 4, 32, 4096, 16384
 CAPTURE_BYTES = 8192
 MAX_REPLAYS = 6          # job restarts after deaths/hangs before the rest is given up
@@ -259,6 +260,11 @@ class Executor:
                 self.enter(str(header.get("part")))
             elif op == "prober":
                 self.prober(header.get("parts") or [])
+            elif op == "probe_here":
+                # This process's state is not needed any more: it answers the cases itself,
+                # which spares a fork (a crash costs a replay of the job instead).
+                self.probe_loop(header.get("parts") or [])
+                self.send({"op": "prober_exit", "code": 0})
             elif op == "leave":
                 os._exit(0)
 
@@ -351,6 +357,8 @@ class Executor:
         while True:
             header, blobs = self.recv()
             if header.get("op") != "case":
+                self.ns.clear()
+                self.ns.update(base)  # a holder probing in place goes on from the same state
                 return
             part = str(header.get("part"))
             if part != current:
@@ -434,6 +442,10 @@ def _private_mounts(limits, keep):
                      f"size={int(limits['shm_mb'])}m,mode=1777") == 0
     if os.path.isdir("/io"):
         ok &= _mount("tmpfs", "/io", "tmpfs", MS_RDONLY | MS_NOSUID | MS_NODEV, "size=4k") == 0
+    # bwrap's /dev is one tmpfs for every job: read-only here (its device nodes and the job's
+    # own /dev/shm are mounts of their own and keep working).
+    ok &= any(_mount(None, "/dev", None, MS_REMOUNT | MS_BIND | MS_RDONLY | extra) == 0
+              for extra in (MS_NOSUID | MS_NODEV, MS_NOSUID, 0))
     return ok
 
 
@@ -569,7 +581,8 @@ class Template:
     def _job(self, request, chan, out_w, report_w):
         """Make the job's namespaces, start its init, and tell the supervisor its pid."""
         uid, gid = os.getuid(), os.getgid()
-        private = self.isolation == "bwrap" and _libc.unshare(CLONE_NEWUSER | CLONE_NEWPID | CLONE_NEWNS) == 0
+        private = self.isolation == "bwrap" and _libc.unshare(
+            CLONE_NEWUSER | CLONE_NEWPID | CLONE_NEWNS | CLONE_NEWIPC) == 0
         if private:
             try:
                 for name, text in (("setgroups", "deny"), ("uid_map", f"{uid} {uid} 1"),
@@ -833,9 +846,14 @@ class Grading:
                        key=lambda p: self.parts[p]["after"])
         order += [p for p in self.parts if self.parts[p].get("deferred")]
         self.todo = [(p, c) for p in order for c in self.parts[p].get("cases", [])]
-        self.group = {p: ("snap", p) if not self.parts[p].get("deferred") else ("final", "")
+        self.group = {p: ("snap", p) if not self.parts[p].get("deferred") else ("final", p)
                       for p in self.parts}
+        # Parts probed in a forked prober rather than in the process holding their state: all
+        # of them when the plan says to isolate parts (code the checker could not see through
+        # sits in a function), and any part whose cases once killed their process.
+        self.forked = {p for p in self.parts if self.parts[p].get("isolate")}
         self.pos = 0
+        self.snapshots_live = 0  # snapshots of the current job not yet used (they are processes)
         self.asking = None      # what the job was last asked and has not answered
         self.job = None
         self.holder = None      # which state serves the channel: None (executor), or a part
@@ -848,9 +866,10 @@ class Grading:
     def run(self):
         replays = 0
         while True:
+            leaving = True
             try:
-                self.job = Job(self.sup, self.limits)
-                self.holder, self.prober = None, None
+                self.job = self.sup.take_job(self.limits)
+                self.holder, self.prober, self.snapshots_live = None, None, 0
                 self.run_cells()
                 self.probe()
                 break
@@ -866,9 +885,15 @@ class Grading:
                 if replays > MAX_REPLAYS:
                     self.give_up("not run: the submission's processes kept dying")
                     break
+                leaving = False
             finally:
                 if self.job is not None:
-                    self.job.kill()
+                    if leaving:
+                        # Ended after the report is sent (the host's suites run meanwhile);
+                        # the host hears whether the sandbox is clean before the next job.
+                        self.sup.retiring = self.job
+                    else:
+                        self.job.kill()
                     self.job = None
         self.give_up("not run: the submission ran out of time")
         return self.report()
@@ -920,6 +945,7 @@ class Grading:
                 self.asking = ("snapshot", index)
                 job.send({"op": "snapshot", "part": part})
                 job.expect({"snapshot_done"}, time.monotonic() + 30, "the snapshot did not start")
+                self.snapshots_live += 1
             self.asking = None
         job.keep_output = False  # nothing printed while hidden inputs are out reaches anyone
 
@@ -972,10 +998,11 @@ class Grading:
         specs = [{"part": p, "first": self.parts[p].get("first"), "after": self.parts[p]["after"],
                   "defines": self.parts[p].get("defines") or []} for p in members]
         self.asking = ("prober", part)
-        self.job.send({"op": "prober", "parts": specs})
+        in_place = not fresh and part not in self.forked
+        self.job.send({"op": "probe_here" if in_place else "prober", "parts": specs})
         pid, _, _ = self.job.expect({"prober_ready"}, time.monotonic() + 30,
                                     "the prober did not start")
-        self.prober = (group, pid, _status_kb(pid, "VmRSS"))
+        self.prober = (group, pid, _status_kb(pid, "VmRSS"), in_place)
         self.asking = None
 
     def end_prober(self):
@@ -990,6 +1017,7 @@ class Grading:
         self.job.send({"op": "leave"})
         self.job.expect({"left"}, time.monotonic() + 10, "the snapshot did not end")
         self.holder = None
+        self.snapshots_live -= 1
         self.asking = None
 
     def ask_case(self, part, case):
@@ -1004,31 +1032,44 @@ class Grading:
                   "inputs": names}, blobs, deadline=deadline)
         prober_pid = self.prober[1]
         oracle_calls = 0
+        limit = 2 * sum(len(inputs[case["inputs"][k]]) for k in names) + 65536
         while True:
             try:
-                sender, header, blobs = job.expect({"case_done", "oracle", "prober_exit"}, deadline,
-                                                   "the case did not finish in time")
+                sender, header, blobs = job.expect({"case_done", "oracle", "prober_exit", "left"},
+                                                   deadline, "the case did not finish in time")
             except JobLost as lost:
+                if self.prober and self.prober[3]:
+                    self.forked.add(part)  # the holder itself died or hung: replay, then fork
+                    raise
                 if lost.outcome == "timeout" and self.stop_prober(prober_pid):
                     self.asking = None
                     self.fail_case(idx, "timeout")
                     self.pos += 1
                     self.skip_rest_of_part(part, "not run: an earlier input of this part timed out")
+                    self.no_strays(part)
                     return
                 raise
             op = header.get("op")
+            if op == "left":  # the snapshot answering in place died: its state is gone
+                self.asking, self.prober, self.holder = None, None, None
+                self.snapshots_live -= 1
+                self.fail_case(idx, "crashed")
+                self.pos += 1
+                self.forked.add(part)
+                raise JobLost("the process holding this part's state died")
             if op == "prober_exit":
                 self.prober = None
                 self.asking = None
                 self.fail_case(idx, "crashed")
                 self.pos += 1
+                self.no_strays(part)
                 return
             if sender != prober_pid:
                 self.sup.ignored += 1
                 continue  # only the prober that was asked may answer
             if op == "oracle":
                 oracle_calls += 1
-                reply = self.sup.oracle(part, header, blobs, oracle_calls)
+                reply = self.sup.oracle(part, header, blobs, oracle_calls, limit)
                 job.send(*reply, deadline=deadline)
                 continue
             if header.get("index") != idx or not isinstance(header.get("record"), dict):
@@ -1059,6 +1100,21 @@ class Grading:
                 "type": "MemoryError", "memory": True, "last_line": "",
                 "message": f"it used {used:.0f} MB at its peak, more than the {case['peak_mb']} MB "
                            "this input allows"})
+
+    def no_strays(self, part):
+        """After a prober died: did it leave processes behind (a fork bomb, an orphan)? Then the
+        rest of its part is not run, and the job is replayed for the other parts, so those
+        processes die with it. Counted from the kernel's list: the supervisor, the template,
+        the job's init and executor, and the snapshots not yet used are all that may exist."""
+        expected = 4 + self.snapshots_live
+        for _ in range(5):
+            alive = sum(1 for n in os.listdir("/proc") if n.isdigit() and _status_kb(n, "VmRSS") is not None)
+            if alive <= expected or self.sup.isolation != "bwrap":
+                return
+            _reap()
+            time.sleep(0.02)
+        self.skip_rest_of_part(part, "not run: your code left processes running in the sandbox")
+        raise JobLost("a prober left processes behind")
 
     def stop_prober(self, pid):
         """A hung prober: kill it (its pid came from the kernel) and wait for its holder's report."""
@@ -1122,6 +1178,8 @@ class Supervisor:
         self.template_pid = None
         self.skip_prefix = 0
         self.ignored = self.refused = 0
+        self.retiring = None   # the last job, ended once its report is sent
+        self.spare = None      # (key, Job): the next job, started ahead of its submission
 
     def reply(self, payload):
         self.proto_out.write(json.dumps(payload, separators=(",", ":")) + "\n")
@@ -1161,16 +1219,20 @@ class Supervisor:
         self.reply({"op": "ready", "pid": os.getpid(), "inputs": len(self.inputs),
                     "torch": torch.__version__, "isolation": self.isolation})
 
-    def oracle(self, part, header, blobs, calls):
-        """Answer a part-4 building block's question, or refuse it."""
+    def oracle(self, part, header, blobs, calls, limit_bytes):
+        """Answer a part-4 building block's question, or refuse it. The supervisor's own time
+        is bounded: at most two dimensions, and no more data than twice the case's inputs."""
         fn = getattr(self.oracles, str(header.get("fn")), None) if self.oracles else None
         if part not in self.oracle_parts or fn is None or str(header.get("fn")).startswith("_"):
             self.refused += 1
             return {"op": "oracle_refused", "error": "no reference steps for this part"}, []
         if calls > ORACLE_CALLS:
             return {"op": "oracle_refused", "error": "too many calls of the reference steps"}, []
+        if sum(len(b) for b in blobs) > limit_bytes:
+            return {"op": "oracle_refused", "error": "the reference step got tensors far larger "
+                                                     "than this input's network"}, []
         arrays = [wire.load_array(b) for b in blobs]
-        if any(a is None for a in arrays):
+        if any(a is None or a.ndim > 2 for a in arrays):
             return {"op": "oracle_refused", "error": "the reference step got something that is not a tensor"}, []
         try:
             result = fn(*[torch.from_numpy(a) for a in arrays])
@@ -1183,15 +1245,42 @@ class Supervisor:
         self.skip_prefix = int(request.get("skip", 0))
         if self.template_pid is None or not _alive(self.template_pid):
             self.reply({"op": "done", "job": request["job"], "status": "sandbox_failure",
-                        "clean": False, "cells": [], "cases": [], "partruns": [],
+                        "cells": [], "cases": [], "partruns": [],
                         "cell_outputs": [], "part_outputs": []})
+            self.reply({"op": "clean", "job": request["job"], "ok": False})
             return
         self.ignored = self.refused = 0
         report = Grading(self, request).run()
         report["ignored_messages"], report["refused_oracle_calls"] = self.ignored, self.refused
-        report.update({"op": "done", "job": request["job"], "clean": self.clean(),
+        report.update({"op": "done", "job": request["job"],
                        "seconds": round(time.monotonic() - started, 3)})
         self.reply(report)
+        self.end_job(request)
+
+    def end_job(self, request):
+        """Kill what is left of the job, say whether the sandbox is provably clean, and start
+        the next job's processes from the template while the host is busy."""
+        if self.retiring is not None:
+            self.retiring.kill()
+            self.retiring = None
+        ok = self.clean()
+        self.reply({"op": "clean", "job": request["job"], "ok": ok})
+        if ok:
+            with contextlib.suppress(JobLost, OSError):
+                self.spare = (self._job_key(request["limits"]), Job(self, request["limits"]))
+
+    def _job_key(self, limits):
+        return json.dumps([limits, bool(self.skip_prefix)], sort_keys=True)
+
+    def take_job(self, limits):
+        """The spare job when it was made for these limits and prefix, else a new one. A spare
+        has run nothing: it is a fresh copy of the template, as a new job would be."""
+        spare, self.spare = self.spare, None
+        if spare is not None:
+            if spare[0] == self._job_key(limits):
+                return spare[1]
+            spare[1].kill()
+        return Job(self, limits)
 
     def clean(self):
         """Can the sandbox prove that nothing of the job is left? Only the supervisor and the

@@ -351,6 +351,7 @@ class Sandbox:
         When the submission starts with exactly the locked prefix the zygote already ran,
         those cells are skipped and the run starts from the zygote's state after them."""
         self.wait_ready()
+        self._await_clean()
         if self.proc is None or self.proc.poll() is not None:
             self.restart()
         n = len(self.prefix)
@@ -367,20 +368,29 @@ class Sandbox:
             log.error("sandbox failed on job %s; restarting it", job)
             self.restart()
             return _failure()
-        if not reply.get("clean"):
-            # The supervisor could not prove that nothing of this job is left: never let a
-            # later submission share the sandbox with it.
-            log.warning("sandbox not clean after job %s; restarting it", job)
-            self.restart()
+        self._clean_pending = job  # the supervisor ends the job now; heard before the next one
         if reply.get("status") == "sandbox_failure":
+            self._await_clean()
             self.restart()
         return reply
+
+    def _await_clean(self):
+        """The supervisor's word that the last job left nothing behind. Without it (not clean,
+        or no answer), no later submission shares this sandbox: it is restarted."""
+        job, self._clean_pending = getattr(self, "_clean_pending", None), None
+        if job is None or self.proc is None:
+            return
+        msg = self._receive(60)
+        if msg.get("op") != "clean" or msg.get("job") != job or not msg.get("ok"):
+            log.warning("sandbox not provably clean after job %s; restarting it", job)
+            self.restart()
 
     def restart(self):
         self.stop()
         self.start()
 
     def stop(self):
+        self._clean_pending = None
         if self.proc is None:
             return
         with contextlib.suppress(Exception):
