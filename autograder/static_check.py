@@ -68,6 +68,9 @@ ALLOWED_MODULES = {
     "dataclasses": {"dataclass", "field"},
     "copy": {"copy", "deepcopy"}, "warnings": {"warn", "filterwarnings", "simplefilter"},
     "timeit": {"default_timer", "timeit"},
+    "json": {"dumps", "loads"},
+    # Printing to stderr while debugging; nothing of sys that reaches frames or modules.
+    "sys": {"stdout", "stderr", "version", "version_info", "float_info", "maxsize", "getsizeof"},
     "torch.linalg": {"norm", "vector_norm", "matrix_norm", "inv", "solve", "det"},
     "torch.cuda": {"is_available", "device_count"},
     "torch.nn.init": {"kaiming_normal_", "kaiming_uniform_", "normal_", "uniform_", "zeros_",
@@ -111,7 +114,7 @@ AUTOGRAD_MODULE_ATTRS = {"torch": {"autograd", "enable_grad", "set_grad_enabled"
                          "torch.nn": set()}
 # Names a notebook's own modules are usually bound to before the student's cells run.
 DEFAULT_MODULE_NAMES = {"torch": "torch", "nn": "torch.nn", "np": "numpy", "math": "math",
-                        "F": "torch.nn.functional"}
+                        "F": "torch.nn.functional", "sys": "sys"}
 
 SAFE_BUILTINS = {
     "abs", "all", "any", "bool", "dict", "divmod", "enumerate", "filter", "float", "format",
@@ -426,7 +429,7 @@ class _Checker:
 
 # Standard modules a locked cell may have imported (the lesson's setup imports gzip and
 # pickle): using them from student code is never needed by hand.
-_SYSTEM_NAMES = {"os", "sys", "gc", "inspect", "ctypes", "importlib", "builtins", "subprocess",
+_SYSTEM_NAMES = {"os", "gc", "inspect", "ctypes", "importlib", "builtins", "subprocess",
                  "pickle", "marshal", "types", "threading", "multiprocessing", "socket", "signal",
                  "resource", "io", "pathlib", "Path", "shutil", "gzip", "operator", "weakref",
                  "code", "codeop", "dis", "traceback", "linecache", "mmap", "tempfile", "atexit",

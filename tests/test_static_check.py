@@ -65,6 +65,7 @@ def test_autograd_is_a_finding(name):
 
 UNVERIFIABLE = {
     "frames": "import sys\nf = sys._getframe(1)\n",
+    "sys.modules": "import sys\nm = sys.modules['gc']\n",
     "gc": "import gc\nobjs = gc.get_objects()\n",
     "a module the notebook imported": "data = pickle.loads(b'')\n",
     "a class the notebook imported": "Path('/tmp').exists()\n",
@@ -103,6 +104,8 @@ RED_TEAM_HONEST = {
     "types and classes in prints": "print(w1.__class__, type(w1).__module__, isinstance(w1, type))\n",
     "copy, warnings, plotting style": "import copy\nimport warnings\nimport matplotlib.pyplot as plt\n"
                                       "plt.style.use('default')\nplt.xticks([])\nw = copy.deepcopy(w1)\n",
+    "debug output on stderr": "import sys, warnings\ndef f(x):\n    warnings.warn('hm')\n"
+                              "    print('debug', x, file=sys.stderr)\n    sys.stderr.flush()\n",
     "more tensor functions": "s = torch.std(w1) + torch.clone(w1).var() + torch.linalg.norm(w1)\n"
                              "ok = torch.cuda.is_available()\nidx = torch.randperm(3)\n",
 }
