@@ -75,7 +75,9 @@ def verdicts(part: str, *cells: str, stand_ins: dict | None = None,
         if case.shape.get("n", 0) > probes.BIG_BATCH:
             continue  # the memory case: the sandbox's limits are what it tests
         result = run_case(namespace(*cells, stand_ins=stand_ins), case, probe)
-        student = Student({case.id: result}, {part: PartRun(part=part, cell_status="ok")})
+        # The part's own cell, for the rules on code (part 7: no einsum in Lin.bwd).
+        student = Student({case.id: result}, {part: PartRun(part=part, cell_status="ok",
+                                                            source=cells[-1] if cells else "")})
         try:
             checks.check_case(student, case)
             out[case.name] = None

@@ -95,6 +95,11 @@ def _relu(kind):
 
 
 # One synthetic wrong result per catalogued mistake, keyed by the id it must be diagnosed as.
+# The part's own code, for the rules on code (part 7: no einsum in Lin.bwd).
+EINSUM_LIN = ("class Lin(Module):\n    def bwd(self, out, inp):\n"
+              "        self.w.g = torch.einsum('bi,bj->ij', inp, out.g)\n")
+
+
 WRONG = {
     "factor_2": lambda: right(MSE, outputs={"inp.g": 2 * exp(MSE, "inp.g")}),
     "factor_half": lambda: right(MSE, outputs={"inp.g": exp(MSE, "inp.g") / 2}),
@@ -123,6 +128,7 @@ WRONG = {
         "bwd_n_args": 1, "bwd_args_are_inputs": False}),
     "module_out_not_kept": lambda: right("module_forward/module_keeps_args", values={
         "bwd_out_is_returned": False}),
+    "uses_einsum": lambda: right("lin_without_einsum/64_20x50_f32", values={"test.source": EINSUM_LIN}),
     "outer_product_oom": lambda: right(MEMORY, status="error", error=_error(
         "RuntimeError", "[enforce fail at alloc_cpu.cpp] DefaultCPUAllocator: can't allocate "
         "memory: you tried to allocate 627200000 bytes.", memory=True)),
@@ -178,7 +184,8 @@ WRONG = {
 
 def _student(case, result) -> Student:
     cell = PartRun(part=case.part, cell_status="error",
-                   cell_error=ErrorInfo(type="SyntaxError", message="invalid syntax"))
+                   cell_error=ErrorInfo(type="SyntaxError", message="invalid syntax"),
+                   source=result.values.pop("test.source", ""))
     return Student({case.id: result}, {case.part: cell})
 
 
