@@ -14,7 +14,6 @@ from pathlib import Path
 
 import nbformat
 import pytest
-from nbgrader_course import new_course
 
 ROOT = Path(__file__).resolve().parent.parent
 BUILD = ROOT / "build"
@@ -48,7 +47,7 @@ def _run(args, cwd: Path, env: dict, timeout=300):
 @pytest.fixture(scope="module")
 def workspace(tmp_path_factory):
     """A served folder with a student's copy of the release, and a small course that a background job takes
-    through the demo's steps (collect, autograde, feedback) on three students of the sample class,
+    through the demo's steps (release, collect, autograde, feedback) on three students of the sample class,
     while the student's test runs."""
     top = tmp_path_factory.mktemp("lab")
     home = top / "home"
@@ -56,7 +55,10 @@ def workspace(tmp_path_factory):
     env = _env(home)
     student = top / "student" / ASSIGNMENT
     shutil.copytree(ROOT / "release" / ASSIGNMENT, student)
-    course = new_course(top)  # released once per test session, shared with the nbgrader tests
+    course = top / "course"
+    course.mkdir()
+    shutil.copy(ROOT / "nbgrader_config.py", course)
+    shutil.copytree(ROOT / "source", course / "source", ignore=shutil.ignore_patterns(".ipynb_checkpoints"))
     small = top / "canvas.zip"
     with zipfile.ZipFile(ROOT / "samples" / "canvas_download.zip") as src, zipfile.ZipFile(small, "w") as dst:
         for name in src.namelist():
@@ -64,6 +66,7 @@ def workspace(tmp_path_factory):
                 dst.writestr(name, src.read(name))
     py = f'"{sys.executable}" -m'
     steps = " && ".join([
+        f"{py} nbgrader generate_assignment {ASSIGNMENT} --force --log-level=WARN",
         f'{py} autograder collect "{small}" {ASSIGNMENT} --course .',
         f"{py} autograder autograde {ASSIGNMENT} --course . --jobs 1",
         f"{py} nbgrader generate_feedback {ASSIGNMENT} --force --log-level=WARN"])
