@@ -301,12 +301,10 @@ class Engine:
                          "can give the points back after reading it; to be graded automatically, "
                          "remove that code.")
         elif "autograd" in flags:
-            found = "; ".join(f for f in run.static_findings if f not in run.unverifiable) \
-                or "autograd was called while your code ran"
-            lines.append(f"Score 0: this part must be done by hand with the chain rule, without "
-                         f"autograd: {found}." if found != "autograd was called while your code ran" else
-                         f"Score 0: this part must be done by hand with the chain rule, but "
-                         f"{found}.")
+            found = "; ".join(f for f in run.static_findings if f not in run.unverifiable)
+            lines.append("Score 0: this part must be done by hand with the chain rule, " + (
+                f"without autograd: {found}." if found else
+                "but autograd was called while your code ran."))
         if run.missing_cell:
             lines.append(f"Your notebook has no `{part}` solution cell (deleted, or its metadata "
                          "changed); graded what your other cells defined.")

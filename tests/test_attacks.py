@@ -224,8 +224,8 @@ def test_hidden_inputs_are_not_listed_nor_echoed(engine, tmp_path, listener):
 
 def test_memory_case_is_measured_not_reserved(engine, tmp_path, listener):
     """Is part 7's outer product caught by its measured peak memory, with the number said?"""
-    _, result = _grade(engine, tmp_path, Path(__file__).parent / "attacks" /
-                       "lin7_outer_product_plain_torch_scores_less.py", listener)
+    _, result = _grade(engine, tmp_path, Path(__file__).parent / "corpus" /
+                       "lin_outer_product_oom.py", listener)
     part = result.part("lin_without_einsum")
     assert part.score < part.max_score and "outer_product_oom" in part.mistakes, part.output
     assert "MB at its peak" in part.output, part.output

@@ -67,15 +67,6 @@ _libc = ctypes.CDLL(None, use_errno=True)
 
 # --- process plumbing ------------------------------------------------------------------
 
-_DEBUG_FD = [2]
-
-
-def _debug(*args):
-    if os.environ.get("GBK_SANDBOX_DEBUG"):
-        with contextlib.suppress(OSError):
-            os.write(_DEBUG_FD[0], (" ".join(["[sandbox %d]" % os.getpid(), *map(str, args)]) + "\n").encode())
-
-
 def _prctl(option, value):
     return _libc.prctl(option, ctypes.c_ulong(value), 0, 0, 0)
 
@@ -457,8 +448,6 @@ def _job_init(chan, out_w, report_w, limits, workdir, probes, base_ns, keep, pri
     _prctl(PR_SET_DUMPABLE, 0)
     if not private:
         _prctl(PR_SET_CHILD_SUBREAPER, 1)  # no PID namespace: orphans must still re-attach here
-    if os.environ.get("GBK_SANDBOX_DEBUG"):
-        _DEBUG_FD[0] = os.dup(2)
     pid = os.fork()
     if pid == 0:
         try:
@@ -846,8 +835,6 @@ class Grading:
                        key=lambda p: self.parts[p]["after"])
         order += [p for p in self.parts if self.parts[p].get("deferred")]
         self.todo = [(p, c) for p in order for c in self.parts[p].get("cases", [])]
-        self.group = {p: ("snap", p) if not self.parts[p].get("deferred") else ("final", p)
-                      for p in self.parts}
         # Parts probed in a forked prober rather than in the process holding their state: all
         # of them when the plan says to isolate parts (code the checker could not see through
         # sits in a function), and any part whose cases once killed their process.
@@ -857,7 +844,7 @@ class Grading:
         self.asking = None      # what the job was last asked and has not answered
         self.job = None
         self.holder = None      # which state serves the channel: None (executor), or a part
-        self.prober = None      # (group, pid, fresh)
+        self.prober = None      # (part, pid, RSS when ready in kB, probing in place)
         self.part_started = {}
         self.status = "finished"
 
@@ -977,12 +964,11 @@ class Grading:
             self.partruns.setdefault(part, {"part": part, "status": "ran"})
 
     def ensure_prober(self, part, *, fresh):
-        group = self.group[part]
-        if self.prober and (self.prober[0] != group or fresh):
+        if self.prober and (self.prober[0] != part or fresh):
             self.end_prober()
         if self.prober:
             return
-        want = part if group[0] == "snap" else None
+        want = None if self.parts[part].get("deferred") else part
         if self.holder != want:
             if self.holder is not None:
                 self.leave()
@@ -994,15 +980,15 @@ class Grading:
                 if woke.get("op") == "left":  # no snapshot of that part (its cell died)
                     raise JobLost("the part's snapshot is missing")
                 self.holder = want
-        members = [p for p in self.parts if self.group[p] == group]
-        specs = [{"part": p, "first": self.parts[p].get("first"), "after": self.parts[p]["after"],
-                  "defines": self.parts[p].get("defines") or []} for p in members]
+        spec = self.parts[part]
+        specs = [{"part": part, "first": spec.get("first"), "after": spec["after"],
+                  "defines": spec.get("defines") or []}]
         self.asking = ("prober", part)
         in_place = not fresh and part not in self.forked
         self.job.send({"op": "probe_here" if in_place else "prober", "parts": specs})
         pid, _, _ = self.job.expect({"prober_ready"}, time.monotonic() + 30,
                                     "the prober did not start")
-        self.prober = (group, pid, _status_kb(pid, "VmRSS"), in_place)
+        self.prober = (part, pid, _status_kb(pid, "VmRSS"), in_place)
         self.asking = None
 
     def end_prober(self):

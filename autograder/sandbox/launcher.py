@@ -245,8 +245,7 @@ class Sandbox:
         return {"HOME": "/tmp", "PATH": "/usr/bin:/bin", "LANG": "C.UTF-8",
                 "OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1", "OPENBLAS_NUM_THREADS": "1",
                 "MALLOC_ARENA_MAX": "2", "PYTHONDONTWRITEBYTECODE": "1",
-                "PYTHONHASHSEED": "0", "TORCH_CPP_LOG_LEVEL": "ERROR",
-                **({"GBK_SANDBOX_DEBUG": "1"} if os.environ.get("GBK_SANDBOX_DEBUG") else {})}
+                "PYTHONHASHSEED": "0", "TORCH_CPP_LOG_LEVEL": "ERROR"}
 
     def _env_args(self) -> list[str]:
         out = []

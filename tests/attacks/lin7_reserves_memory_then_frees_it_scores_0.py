@@ -4,7 +4,7 @@
 # Issue 9, class 7: reserves address space in the cell and frees it in bwd, so that a limit on
 # the address space lets the forbidden (n, in, out) outer product through. `mmap` is a
 # finding, and the supervisor measures the memory a case really used (the kernel's peak RSS),
-# not address space (lin7_outer_product_plain_torch_scores_less shows that measure).
+# not address space (tests/corpus/lin_outer_product_oom.py shows that measure).
 import mmap
 _reserve = mmap.mmap(-1, 700 * 2**20)
 
