@@ -102,10 +102,36 @@ def array_bytes(arr: np.ndarray) -> bytes:
     return buf.getvalue()
 
 
+# The header `np.save` writes for a plain array (format 1.0). numpy parses headers with
+# `ast.literal_eval`, which is most of the cost of a small array; this reads exactly that form.
+_NPY_HEADER = re.compile(rb"\x93NUMPY\x01\x00(..)\{'descr': '([<>|][biuf]\d{1,2})', "
+                         rb"'fortran_order': (False|True), 'shape': \((|\d{1,10},|\d{1,10}(?:, \d{1,10})+)\), \} *\n",
+                         re.DOTALL)
+
+
+def _plain_npy(data: bytes) -> np.ndarray | None:
+    """The array of a header in np.save's own form, as np.load would return it; None for any
+    other form (np.load then reads it)."""
+    m = _NPY_HEADER.match(data)
+    if m is None or struct.unpack("<H", m.group(1))[0] + 10 != m.end():
+        return None
+    dtype = np.dtype(m.group(2).decode())
+    shape = tuple(int(n) for n in m.group(4).split(b",") if n.strip())
+    count = 1
+    for n in shape:
+        count *= n
+    if count > MAX_ARRAY_ELEMENTS or len(data) < m.end() + count * dtype.itemsize:
+        return None
+    flat = np.frombuffer(data, dtype=dtype, count=count, offset=m.end())
+    return flat.reshape(shape, order="F" if m.group(3) == b"True" else "C").copy(order="K")
+
+
 def load_array(data: bytes) -> np.ndarray | None:
     """A plain numeric array from .npy bytes, or None: never unpickles anything."""
     try:
-        arr = np.load(io.BytesIO(data), allow_pickle=False)
+        arr = _plain_npy(data) if isinstance(data, bytes) else None
+        if arr is None:
+            arr = np.load(io.BytesIO(data), allow_pickle=False)
     except Exception:  # noqa: BLE001 - whatever the bytes are, they are not an array we take
         return None
     if not isinstance(arr, np.ndarray) or arr.dtype.kind not in "biuf" or arr.size > MAX_ARRAY_ELEMENTS:
