@@ -1,6 +1,7 @@
 """Grades a cohort: one warm Engine per worker process, results saved as they come, resumable, shardable."""
 from __future__ import annotations
 
+import gc
 import hashlib
 import json
 import logging
@@ -146,6 +147,10 @@ def _worker(assignment: str, conn: Connection) -> None:
         from .engine import Engine
         engine = Engine(assignment)
         engine.__enter__()
+        # This process lives for the engine: what it holds now (torch, the suites, the cases)
+        # stays to the end, so the collector need not walk it after every submission.
+        gc.collect()
+        gc.freeze()
     except BaseException as e:  # noqa: BLE001 - reported to the driver, which stops the run
         conn.send(("fatal", f"{type(e).__name__}: {e}"))
         return

@@ -1225,6 +1225,10 @@ class Supervisor:
             exec(compile(request["oracles"], "<oracles>", "exec"), module.__dict__)  # noqa: S102
             self.oracles = module
         self.oracle_parts = set(request.get("oracle_parts") or [])
+        # Nothing made so far is ever garbage (torch, the inputs, the oracles): the collector
+        # need not walk it again after every job.
+        gc.collect()
+        gc.freeze()
         self.reply({"op": "ready", "pid": os.getpid(), "inputs": len(self.inputs),
                     "torch": torch.__version__, "isolation": self.isolation})
 
