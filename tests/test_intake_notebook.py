@@ -206,7 +206,7 @@ def test_path_reaches_the_reader_on_every_intake_route():
     kit = Path(nbmod.__file__).parent
     for module, needle in [("gradescope.py", "read_regular"), ("batch.py", "follow_symlinks=False"),
                            ("autograde.py", "lstat"), ("safe_files.py", "read_submission_bytes"),
-                           ("nbgrader_intake.py", "copy_regular_tree")]:
+                           ("nbgrader_integration/safe_exchange_collect.py", "copy_regular_tree")]:
         assert needle in (kit / module).read_text(), module
 
 
