@@ -46,18 +46,19 @@ def main(*, assignment: str = "gradient_backward", jobs: int = 0, course: str = 
 
 def autograde(course: Path, assignment: str, *, jobs: int = 0, progress: str = "auto") -> dict:
     """The whole step; returns counts. Safe to kill at any instant and run again."""
-    from . import nbgrader_step as step
+    from .nbgrader_integration.engine_grades import results_dir
+    from .nbgrader_integration.gradebook_api import backup_gradebook, known_assignments
     course = course.resolve()
-    check_assignment(course, assignment, step.known_assignments(course))
+    check_assignment(course, assignment, known_assignments(course))
     subs = discover(course, assignment)
     if not subs:
         log.warning("no submissions under %s/submitted/*/%s/", course, assignment)
         return {"graded": 0, "skipped": 0, "failed": []}
-    store = ResultStore(step.results_dir(course), assignment=assignment)
+    store = ResultStore(results_dir(course), assignment=assignment)
     t0 = time.monotonic()
     pregrade(subs, store, jobs=jobs, progress=progress)
     t1, c1 = time.monotonic(), time.process_time()
-    backup = step.backup_gradebook(course)
+    backup = backup_gradebook(course)
     if backup:
         log.info("gradebook backed up to %s", backup.name)
     counts = run_nbgrader(course, assignment, subs, store)
@@ -205,15 +206,17 @@ def state_key(sub: Submission, store: ResultStore, gradebook_id: str) -> str:
 
 def run_nbgrader(course: Path, assignment: str, subs: list[Submission], store: ResultStore) -> dict:
     """One pass of nbgrader over every student not up to date: one converter, one gradebook
-    session (nbgrader_step.CohortAutograde). The ledger is written as each student is stored,
+    session (nbgrader_integration: CohortAutograde, shared_gradebook). The ledger is written as each student is stored,
     so a kill -9 loses at most the student in progress."""
-    from . import nbgrader_step as step
+    from .nbgrader_integration import gradebook_api as gb
+    from .nbgrader_integration.cohort_autograde import autograde_cohort
+    from .nbgrader_integration.shared_gradebook import shared_gradebook
     path = ledger_path(course, assignment)
     ledger = read_ledger(path)
     counts = {"graded": 0, "skipped": 0, "failed": []}
-    with step.shared_gradebook(course):
-        gb_id = step.gradebook_id(course, assignment)
-        present = step.submitted_students(course, assignment)
+    with shared_gradebook(course):
+        gb_id = gb.gradebook_id(course, assignment)
+        present = gb.submitted_students(course, assignment)
         keys, pending = {}, {}
         for sub in subs:
             keys[sub.student] = key = state_key(sub, store, gb_id)
@@ -224,18 +227,18 @@ def run_nbgrader(course: Path, assignment: str, subs: list[Submission], store: R
             if reason is None:
                 pending[sub.student] = sub
                 continue
-            step.record_zero(course, assignment, sub.student, reason)
+            gb.record_zero(course, assignment, sub.student, reason)
             _done(ledger, path, sub.student, key, counts)
 
         def stored(student: str) -> None:
             result = store.load(student)
             review = [p.name for p in result.parts if "manual_review" in p.flags] if result else []
             if review:  # code the checker could not verify: 0 until the instructor reads it
-                step.mark_manual_review(course, assignment, student, review)
+                gb.mark_manual_review(course, assignment, student, review)
             _done(ledger, path, student, keys[student], counts)
             del pending[student]
 
-        out = step.autograde_cohort(course, assignment, sorted(pending), stored)
+        out = autograde_cohort(course, assignment, sorted(pending), stored)
     for student in sorted(pending):           # what nbgrader could not store
         counts["failed"].append(student)
     if counts["failed"]:

@@ -71,7 +71,7 @@ def _parser() -> argparse.ArgumentParser:
 
 _VERBS = {
     "grade": "grade", "grade-all": "batch", "merge": "merge", "autograde": "autograde",
-    "collect": "collect", "check": "check", "report": "report", "gradescope": "gradescope",
+    "collect": "collect", "check": "self_check", "report": "report", "gradescope": "gradescope_bundle",
     "gradebook": "gradebook_table", "demo": "demo",
 }
 

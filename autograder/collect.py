@@ -220,7 +220,7 @@ def _names(course: Path, students: dict[str, str], names_csv: Path | None) -> No
     gradebook export when given, else the student id, never over a name already there."""
     names = canvas.read_names(names_csv) if names_csv else {}
     try:
-        from .nbgrader_intake import set_student_names
+        from .nbgrader_integration.gradebook_api import set_student_names
     except ImportError:          # collect also works where nbgrader is not installed
         return
     try:

@@ -34,7 +34,7 @@ class DemoError(Exception):
 
 
 def sample_students(archive: Path) -> set[str]:
-    from .nbgrader_step import parse_canvas
+    from .canvas import parse_canvas
     with zipfile.ZipFile(archive) as z:
         return {f.student for f in map(parse_canvas, z.namelist()) if f and f.ext == ".ipynb"}
 
@@ -52,7 +52,7 @@ def guard_real_class(course: Path, archive: Path) -> None:
 
 
 def steps(course: Path, *, jobs: int = 0) -> None:
-    from . import nbgrader_step as step
+    from .nbgrader_integration.course_api import open_api
     _banner("1/5 collect the Canvas download", SAMPLES)
     students = collect_mod.collect(SAMPLES, ASSIGNMENT, course)
     log.info("%d students in %s", len(students), course / "submitted")
@@ -61,7 +61,7 @@ def steps(course: Path, *, jobs: int = 0) -> None:
     autograde(course, ASSIGNMENT, jobs=jobs)
 
     _banner("3/5 feedback (nbgrader generate_feedback)", course / "feedback")
-    out = step.open_api(course).generate_feedback(ASSIGNMENT, force=True)
+    out = open_api(course).generate_feedback(ASSIGNMENT, force=True)
     if not out.get("success"):
         raise DemoError(f"generate_feedback failed:\n{(out.get('error') or '')[-2000:]}")
 

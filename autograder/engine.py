@@ -14,7 +14,7 @@ import nbformat
 
 from . import assignment as assignment_mod
 from . import rubric as rubric_mod
-from . import scoring, static_check
+from . import autograd_scan, scoring
 from .identity import fingerprint, source_notebook  # noqa: F401  (fingerprint: kept importable here)
 from .notebook import (NotebookError, Plan, parse_submission, read_submission_bytes, restore,
                        top_level_bindings)
@@ -57,7 +57,7 @@ class Engine:
             clock.mark("inputs")
             locked = [c.source for c in restore(self.source, self.source, self.rubric.part_names).cells
                       if c.origin == "source"]
-            self.locked_modules = static_check.locked_modules(locked)
+            self.locked_modules = autograd_scan.locked_modules(locked)
             self.suite = SuiteRunner(folder, self.rubric.part_names)
             clock.mark("suites")
             self.sandbox.wait_ready()
@@ -157,14 +157,14 @@ class Engine:
                        "isolate": isolate}
         return wire
 
-    def _findings(self, plan: Plan) -> dict[int, list[static_check.Finding]]:
+    def _findings(self, plan: Plan) -> dict[int, list[autograd_scan.Finding]]:
         """Every cell the student controls, checked exactly as the sandbox will run it."""
         out = {}
         for i, cell in enumerate(plan.cells):
             if cell.origin != "student":
                 continue
             rp = self.rubric.get(cell.label) if cell.label in self.rubric.part_names else None
-            found = static_check.scan(
+            found = autograd_scan.scan(
                 cell.source, autograd_allowed=rp.autograd_allowed if rp else False,
                 own_backward=rp.own_backward if rp else True, modules=self.locked_modules)
             if found:
@@ -172,13 +172,13 @@ class Engine:
         return out
 
     def _attribute(self, plan: Plan, parts_wire: dict,
-                   findings: dict[int, list]) -> tuple[dict[str, list[static_check.Finding]], list[str]]:
+                   findings: dict[int, list]) -> tuple[dict[str, list[autograd_scan.Finding]], list[str]]:
         """Which parts each finding costs. Autograd: the part of its own cell (an added cell:
         every by-hand part it reaches; the run-time tripwire watches the rest). Code the
         checker cannot see through: every part whose probes run from a state that holds the
         cell when it runs with the cell (it could switch the tripwire off); when it sits only
         inside functions, the parts whose code uses what that cell defines."""
-        out: dict[str, list[static_check.Finding]] = {p: [] for p in self.rubric.part_names}
+        out: dict[str, list[autograd_scan.Finding]] = {p: [] for p in self.rubric.part_names}
         unattributed: list[str] = []
         for i, found in findings.items():
             cell = plan.cells[i]
@@ -202,7 +202,7 @@ class Engine:
                     # No part's probes can run it: shown, but costs nothing.
                     unattributed.append(f"{where} {f.text}")
                 for p in targets:
-                    item = static_check.Finding(f.kind, f"{where} {f.text}")
+                    item = autograd_scan.Finding(f.kind, f"{where} {f.text}")
                     if item not in out[p]:
                         out[p].append(item)
         return out, unattributed
@@ -214,10 +214,10 @@ class Engine:
         tainted = top_level_bindings(source)
         if tainted is None:
             return None
-        tainted -= static_check.imported_names(source)
+        tainted -= autograd_scan.imported_names(source)
         touched = {index}
         for j in range(index + 1, len(plan.cells)):
-            loaded = static_check.names_loaded(plan.cells[j].source)
+            loaded = autograd_scan.names_loaded(plan.cells[j].source)
             if loaded is None:
                 return None
             if loaded & tainted:

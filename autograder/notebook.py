@@ -72,6 +72,14 @@ def declared_grade_id(cell) -> str | None:
     return gid if isinstance(gid, str) else None
 
 
+def declared_cell_index(nb, grade_id: str) -> int | None:
+    """Index of the first cell whose declared grade_id (declared_grade_id) is `grade_id`, else None."""
+    for i, cell in enumerate(nb.cells):
+        if declared_grade_id(cell) == grade_id:
+            return i
+    return None
+
+
 def is_grade_cell(cell) -> bool:
     """Graded (nbgrader `grade: true`): a test cell, or a solution cell graded by hand."""
     return bool(_meta(cell).get("grade"))

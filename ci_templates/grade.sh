@@ -11,4 +11,4 @@ RESULTS_JSON="${RESULTS_JSON:-${RUNNER_TEMP:-/tmp}/results.json}"
 cd "$KIT_DIR"
 # The kit runs from its checkout, never installed: PYTHONPATH puts this copy first.
 PYTHONPATH="$KIT_DIR${PYTHONPATH:+:$PYTHONPATH}" \
-    "$PY" -m autograder.ci_summary --submission "$SUBMISSION_DIR" --results "$RESULTS_JSON"
+    "$PY" -m autograder.classroom_runtime --submission "$SUBMISSION_DIR" --results "$RESULTS_JSON"

@@ -24,5 +24,5 @@ fi
     -r "$SRC/requirements.txt" -c "$SRC/constraints.txt"
 
 # Fail the image build now, not the first student's submission, if the engine cannot import.
-cd "$SRC" && "$SRC/.venv/bin/python" -c 'import torch, autograder.engine, autograder.gradescope'
+cd "$SRC" && "$SRC/.venv/bin/python" -c 'import torch, autograder.engine, autograder.gradescope_runtime'
 command -v bwrap >/dev/null || echo "NOTE: bwrap missing: submissions will run with weaker isolation" >&2

@@ -10,9 +10,9 @@ import pytest
 from autograder import rubric
 
 PACKAGE = Path(rubric.KIT_ROOT) / "autograder"
-# The nbgrader integration: the only modules that may import nbgrader (the core engine, the
-# Gradescope and CI runtimes run without it).
-NBGRADER_MODULES = {"autograder.nbgrader_intake", "autograder.nbgrader_step"}
+# The nbgrader integration: the only subpackage whose modules may import nbgrader (the core
+# engine, the Gradescope and CI runtimes run without it).
+NBGRADER_PACKAGE = "autograder.nbgrader_integration"
 # The code that runs next to student code: the standard library, numpy, torch, and the wire format.
 SANDBOX_SIDE = {"autograder.sandbox.inside": {"numpy", "torch", "wire"},
                 "autograder.sandbox.wire": {"numpy", "torch"}}
@@ -95,13 +95,14 @@ def test_the_graph_sees_the_imports_it_must():
     assert "autograder.sandbox.launcher" in graph["autograder.engine"] or \
         "autograder.sandbox" in graph["autograder.engine"]
     assert "autograder.rubric" in graph["autograder.engine"]
-    assert "nbgrader" in {n.split(".")[0] for n in _imports("autograder.nbgrader_step")}
+    assert "nbgrader" in {n.split(".")[0] for n in _imports(f"{NBGRADER_PACKAGE}.engine_grades")}
 
 
 def test_only_the_nbgrader_integration_imports_nbgrader():
-    """Which autograder modules import nbgrader? Exactly the nbgrader integration ones."""
+    """Which autograder modules import nbgrader? Only modules of the nbgrader integration subpackage."""
     importers = {m for m in MODULES if any(n.split(".")[0] == "nbgrader" for n in _imports(m))}
-    assert importers == NBGRADER_MODULES
+    outside = {m for m in importers if not m.startswith(f"{NBGRADER_PACKAGE}.")}
+    assert importers and not outside, outside
 
 
 @pytest.mark.parametrize("module", sorted(SANDBOX_SIDE))
@@ -111,6 +112,65 @@ def test_sandbox_side_imports_only_stdlib_numpy_torch(module):
     outside = {n for n in _imports(module) if n.split(".")[0] not in sys.stdlib_module_names
                and n.split(".")[0] not in allowed and n != "__future__"}
     assert not outside, outside
+
+
+# The assignment's modules the sandbox executes: the probes (next to student code) and the
+# oracles (in the sandbox's supervisor), for every assignment folder, the test fixtures included.
+ASSIGNMENT_SANDBOX_FILES = sorted(
+    p for root in (PACKAGE.parent / "assignments", PACKAGE.parent / "tests" / "assignments")
+    for p in root.glob("*/*.py") if p.name in ("probes.py", "oracles.py"))
+
+
+def test_the_assignments_sandbox_files_are_found():
+    """Are the probes and oracles of the real assignment among the files checked below?"""
+    names = {p.relative_to(PACKAGE.parent).as_posix() for p in ASSIGNMENT_SANDBOX_FILES}
+    assert {"assignments/gradient_backward/probes.py", "assignments/gradient_backward/oracles.py"} <= names
+
+
+@pytest.mark.parametrize("path", ASSIGNMENT_SANDBOX_FILES,
+                         ids=[p.relative_to(PACKAGE.parent).as_posix() for p in ASSIGNMENT_SANDBOX_FILES])
+def test_assignment_sandbox_files_import_only_stdlib_numpy_torch(path):
+    """Do an assignment's probes and oracles import only the standard library, numpy and torch
+    (no relative import either: the sandbox executes their text on its own)?"""
+    found = set()
+    for node in ast.walk(ast.parse(path.read_text())):
+        if isinstance(node, ast.Import):
+            found |= {a.name for a in node.names}
+        elif isinstance(node, ast.ImportFrom):
+            found.add("." * node.level + (node.module or ""))
+    outside = {n for n in found if n.split(".")[0] not in sys.stdlib_module_names
+               and n.split(".")[0] not in ("numpy", "torch") and n != "__future__"}
+    assert not outside, outside
+
+
+NBGRADER_SIDE = {m: p for m, p in MODULES.items() if m.startswith(f"{NBGRADER_PACKAGE}.")}
+
+
+def _one_line(doc: str | None) -> bool:
+    return bool(doc) and "\n" not in doc.strip()
+
+
+@pytest.mark.parametrize("module", sorted(NBGRADER_SIDE))
+def test_nbgrader_integration_in_nbgraders_style(module):
+    """Does each module of the nbgrader integration have a one-line docstring, at most one public
+    class, each class a one-line docstring, and every trait a `help=` text?"""
+    tree = ast.parse(NBGRADER_SIDE[module].read_text())
+    assert _one_line(ast.get_docstring(tree)), "module docstring"
+    classes = [n for n in tree.body if isinstance(n, ast.ClassDef)]
+    assert len([c for c in classes if not c.name.startswith("_")]) <= 1, [c.name for c in classes]
+    for cls in classes:
+        assert _one_line(ast.get_docstring(cls)), cls.name
+        for stmt in cls.body:
+            call = stmt.value if isinstance(stmt, (ast.Assign, ast.AnnAssign)) else None
+            while isinstance(call, ast.Call) and isinstance(call.func, ast.Attribute) and call.func.attr == "tag":
+                call = call.func.value        # Unicode(...).tag(config=True)
+            if isinstance(call, ast.Call) and isinstance(call.func, ast.Name) and call.func.id[:1].isupper() \
+                    and call.func.id in _TRAITS:
+                assert "help" in {k.arg for k in call.keywords}, f"{cls.name}.{stmt.targets[0].id}"
+
+
+# traitlets' trait types the integration uses (a call of one in a class body declares a setting)
+_TRAITS = {"Unicode", "Bool", "Int", "Float", "Set", "List", "Dict", "Callable", "Instance", "Enum"}
 
 
 def test_no_new_import_cycle():
@@ -168,3 +228,17 @@ def test_the_assignment_loads_by_path_not_off_sys_path():
         if touches_path or bare:
             offenders[module] = sorted(bare) or ["sys.path"]
     assert not offenders, offenders
+
+
+def test_design_lists_every_module():
+    """Does docs/DESIGN.md's module table name every module of autograder/ (subpackages included)?"""
+    design = (PACKAGE.parent / "docs" / "DESIGN.md").read_text()
+    rows = {line.split("|")[1] for line in design.splitlines() if line.startswith("| `")}
+    named = {name.strip("` ") for row in rows for name in row.split(",")}
+    missing = set()
+    for path in MODULES.values():
+        rel = path.relative_to(PACKAGE).as_posix()
+        # the subpackage's own table names its modules by file name
+        if rel not in named and not (rel.startswith("nbgrader_integration/") and path.name in named):
+            missing.add(rel)
+    assert not missing, sorted(missing)

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from autograder import gradescope, rubric as rubric_mod, scoring
+from autograder import gradescope_bundle, gradescope_runtime, rubric as rubric_mod, scoring
 from autograder.synth import write_submission
 
 RUBRIC = rubric_mod.load("gradient_backward")
@@ -23,7 +23,7 @@ BUNDLED_TITLE = "Part 1: mse_grad (from the bundle)"
 
 @pytest.fixture(scope="module")
 def bundle_zip(tmp_path_factory) -> Path:
-    return gradescope.build(tmp_path_factory.mktemp("build") / "autograder.zip",
+    return gradescope_bundle.build(tmp_path_factory.mktemp("build") / "autograder.zip",
                             config={"test_visibility": "after_published"})
 
 
@@ -86,14 +86,14 @@ def test_bundle_has_scripts_at_root_and_the_grading_kit(bundle_zip):
 
 def test_bundle_is_reproducible(bundle_zip, tmp_path):
     """Do two builds of the same kit give byte-identical zips?"""
-    again = gradescope.build(tmp_path / "again.zip", config={"test_visibility": "after_published"})
+    again = gradescope_bundle.build(tmp_path / "again.zip", config={"test_visibility": "after_published"})
     assert again.read_bytes() == bundle_zip.read_bytes()
 
 
 def test_scripts_parse_as_bash():
     """Are setup.sh and run_autograder valid bash?"""
     for script in ("setup.sh", "run_autograder"):
-        subprocess.run(["bash", "-n", str(gradescope.TEMPLATES / script)], check=True)
+        subprocess.run(["bash", "-n", str(gradescope_bundle.TEMPLATES / script)], check=True)
 
 
 @pytest.mark.slow
@@ -156,7 +156,7 @@ def test_broken_notebook_scores_zero_with_the_reason(bundle_zip, tmp_path):
 def test_long_feedback_is_capped():
     """Is a part's output cut at the configured length, with a note that it was cut?"""
     res = scoring.unreadable(RUBRIC, "x" * 50_000)
-    data = gradescope.to_gradescope(res, {**gradescope.DEFAULTS, "max_test_output": 1000,
+    data = gradescope_runtime.to_gradescope(res, {**gradescope_runtime.DEFAULTS, "max_test_output": 1000,
                                           "max_output": 2000})
     assert all(len(t["output"]) < 1100 for t in data["tests"])
     assert data["output"].endswith("(output cut at 2000 characters)")

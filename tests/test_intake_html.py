@@ -17,7 +17,7 @@ from intake_uploads import correct
 from nbgrader_course import ASSIGNMENT, new_course, run, submit
 from autograder import report
 from autograder import rubric as rubric_mod
-from autograder.sanitize import CleanSubmission
+from autograder.nbgrader_integration.clean_submission import CleanSubmission
 
 pytestmark = pytest.mark.nbgrader
 

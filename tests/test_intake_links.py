@@ -9,7 +9,7 @@ from pathlib import Path
 import nbformat
 import pytest
 
-from autograder import batch, ci_summary, gradescope
+from autograder import batch, classroom_runtime, gradescope_bundle, gradescope_runtime
 from autograder import rubric as rubric_mod
 from autograder.autograde import discover as autograde_discover
 
@@ -25,7 +25,7 @@ def test_the_link_target_really_holds_the_answers():
 
 @pytest.fixture(scope="module")
 def bundle(tmp_path_factory) -> Path:
-    return gradescope.build(tmp_path_factory.mktemp("gs") / "autograder.zip")
+    return gradescope_bundle.build(tmp_path_factory.mktemp("gs") / "autograder.zip")
 
 
 def test_bundle_ships_no_solution_text(bundle):
@@ -59,7 +59,7 @@ def test_gradescope_symlink_to_the_shipped_notebook_scores_zero(tmp_path, bundle
     shipped = root / "source" / "source" / "gradient_backward" / "gradient_backward.ipynb"
     (root / "submission" / "gradient_backward.ipynb").symlink_to(shipped)
     assert (root / "submission" / "gradient_backward.ipynb").read_bytes() == shipped.read_bytes()
-    out = json.loads(gradescope.run(root).read_text())
+    out = json.loads(gradescope_runtime.run(root).read_text())
     assert out["score"] == 0
     assert "symbolic link" in out["output"] and "upload gradient_backward.ipynb" in out["output"]
 
@@ -71,7 +71,7 @@ def test_gradescope_symlink_to_the_kits_solution_and_a_linked_folder_score_zero(
     (root / "submission" / "mine.ipynb").symlink_to(SOLUTION)
     (root / "submission" / "hw").symlink_to(SOLUTION.parent, target_is_directory=True)
     assert (root / "submission" / "hw" / SOLUTION.name).is_file()
-    out = json.loads(gradescope.run(root).read_text())
+    out = json.loads(gradescope_runtime.run(root).read_text())
     assert out["score"] == 0 and "mine.ipynb: a symbolic link" in out["output"]
 
 
@@ -86,7 +86,7 @@ def test_ci_step_symlink_into_the_kit_checkout_scores_zero(tmp_path, monkeypatch
     summary = tmp_path / "summary.md"
     monkeypatch.setenv("GITHUB_STEP_SUMMARY", str(summary))
     monkeypatch.delenv("GITHUB_OUTPUT", raising=False)
-    assert ci_summary.main(["--submission", str(ws), "--results", str(tmp_path / "r.json")]) == 0
+    assert classroom_runtime.main(["--submission", str(ws), "--results", str(tmp_path / "r.json")]) == 0
     assert f"Points 0/{RUBRIC.max_score:g}" in capsys.readouterr().out
     assert "symbolic link" in summary.read_text()
 

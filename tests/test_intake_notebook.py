@@ -204,9 +204,9 @@ def test_path_reaches_the_reader_on_every_intake_route():
     """Do collect, Gradescope/CI, grade-all and autograde discovery all use the no-follow reader
     or an lstat check (a static look at the modules)?"""
     kit = Path(nbmod.__file__).parent
-    for module, needle in [("gradescope.py", "read_regular"), ("batch.py", "follow_symlinks=False"),
+    for module, needle in [("submission_folder.py", "read_regular"), ("batch.py", "follow_symlinks=False"),
                            ("autograde.py", "lstat"), ("safe_files.py", "read_submission_bytes"),
-                           ("nbgrader_intake.py", "copy_regular_tree")]:
+                           ("nbgrader_integration/safe_exchange_collect.py", "copy_regular_tree")]:
         assert needle in (kit / module).read_text(), module
 
 

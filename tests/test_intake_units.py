@@ -10,7 +10,7 @@ import pytest
 from autograder.canvas import Roster, parse_canvas
 from autograder.collect import member_problem
 from autograder.safe_files import copy_regular_tree, regular_files, shown, valid_id
-from autograder.sanitize import CleanSubmission
+from autograder.nbgrader_integration.clean_submission import CleanSubmission
 
 
 @pytest.mark.parametrize("raw, ok", [

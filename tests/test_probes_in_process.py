@@ -1,6 +1,6 @@
 """The probes follow the notebook's protocol: the corpus run in this process, without a sandbox,
 so that every correct style passes and every wrong one is named in seconds (the engine run of
-the same corpus, in test_corpus.py, adds the sandbox, the static check and the tripwire)."""
+the same corpus, in test_corpus.py, adds the sandbox, the autograd scan and the tripwire)."""
 from __future__ import annotations
 
 from pathlib import Path

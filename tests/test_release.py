@@ -148,7 +148,7 @@ def test_release_runs_with_only_not_implemented_errors_naming_their_part(tmp_pat
 
 def test_stub_names_the_method_it_sits_in_and_survives_magics():
     """Does personalise() name Class.method, and fall back to the part for unparsable cells?"""
-    from autograder.release_stubs import CODE_STUB, part_label, personalise
+    from autograder.nbgrader_integration.part_stubs import CODE_STUB, part_label, personalise
     stub = CODE_STUB.replace("\n", "\n        ")
     cell = f'class Lin():\n    def bwd(self, out, inp):\n        """Set inp.g from out.g."""\n        {stub}'
     assert 'raise NotImplementedError("Part 7: write Lin.bwd")' in personalise(cell, "Part 7")

@@ -1,4 +1,4 @@
-"""Release preprocessor: turns nbgrader's one placeholder stub into a one-line NotImplementedError naming the part."""
+"""PartStubs: the release step that turns nbgrader's placeholder stub into a one-line NotImplementedError naming the part."""
 from __future__ import annotations
 
 import ast
@@ -7,8 +7,8 @@ from pathlib import Path
 from nbconvert.preprocessors import Preprocessor
 from traitlets import Bool, Unicode
 
-from . import notebook as nbmod
-from . import rubric as rubric_mod
+from .. import notebook as nbmod
+from .. import rubric as rubric_mod
 
 # nbgrader's ClearSolutions writes this (configured as its code_stub); PartStubs replaces the quoted token.
 PLACEHOLDER = '"@PART_STUB@"'
@@ -72,8 +72,8 @@ def personalise(source: str, label: str) -> str:
 class PartStubs(Preprocessor):
     """Runs right after ClearSolutions: each solution cell's stub names its part (from the rubric)."""
 
-    # nbconvert preprocessors are off unless enabled; in the release pipeline this one must always run.
-    enabled = Bool(True).tag(config=True)
+    enabled = Bool(True, help="nbconvert preprocessors are off by default; in the release pipeline this one "
+                              "must always run").tag(config=True)
     assignment = Unicode("", help="Assignment name when nbgrader does not pass one in the resources.").tag(
         config=True)
 

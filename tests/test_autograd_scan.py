@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import pytest
 
-from autograder.static_check import locked_modules, scan
+from autograder.autograd_scan import locked_modules, scan
 
 LOCKED = locked_modules(["import gzip\nimport math\nimport pickle\n\nimport numpy as np\nimport torch\n"
                          "from torch import nn\nfrom pathlib import Path\n"])

@@ -18,7 +18,7 @@ _HIDDEN = re.compile(r"^[ \t]*### BEGIN HIDDEN TESTS.*?^[ \t]*### END HIDDEN TES
 _HEADING = re.compile(r"^#+\s*(.+)$", re.MULTILINE)
 _ANSI = re.compile(r"\x1b\[[0-9;]*m")
 # nbclient logs timeouts and kernel deaths as ERROR; the summary below says it in plain words
-_QUIET = logging.getLogger("autograder.check.kernel")
+_QUIET = logging.getLogger("autograder.self_check.kernel")
 _QUIET.setLevel(logging.CRITICAL)
 
 

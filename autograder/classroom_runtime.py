@@ -1,4 +1,4 @@
-"""CI grading step: grades the pushed notebook, writes the job summary and GitHub Classroom's points."""
+"""GitHub Classroom's CI runtime: grades the pushed notebook, writes the job summary and the points Classroom reads."""
 from __future__ import annotations
 
 import argparse
@@ -9,8 +9,8 @@ import os
 import sys
 from pathlib import Path
 
-from .gradescope import DEFAULTS, grade_folder
 from .scoring import Result
+from .submission_folder import DEFAULT_ASSIGNMENT, GRADE_TIMEOUT, grade_folder
 
 MAX_DETAIL = 4000  # characters of one part's feedback in the job summary
 
@@ -71,12 +71,12 @@ def publish(result: Result, assignment: str, *, results_file: Path | None = None
 
 
 def main(argv: list[str] | None = None) -> int:
-    p = argparse.ArgumentParser(prog="python -m autograder.ci_summary", description=__doc__)
+    p = argparse.ArgumentParser(prog="python -m autograder.classroom_runtime", description=__doc__)
     p.add_argument("--submission", default=os.environ.get("GITHUB_WORKSPACE", "."),
                    help="the folder holding the student's notebook (the repository checkout)")
-    p.add_argument("--assignment", default=DEFAULTS["assignment"])
+    p.add_argument("--assignment", default=DEFAULT_ASSIGNMENT)
     p.add_argument("--results", default=None, help="also write the contract's JSON here")
-    p.add_argument("--timeout", type=float, default=DEFAULTS["grade_timeout"])
+    p.add_argument("--timeout", type=float, default=GRADE_TIMEOUT)
     args = p.parse_args(argv)
     result = grade_folder(Path(args.submission).resolve(), args.assignment, timeout=args.timeout)
     publish(result, args.assignment, results_file=Path(args.results) if args.results else None)

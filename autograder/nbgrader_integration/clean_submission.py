@@ -1,4 +1,4 @@
-"""Student notebooks made safe to render for someone else (feedback, formgrader): bleached markdown, raw cells and outputs, sound metadata."""
+"""CleanSubmission: student notebooks made safe to render for someone else (formgrader, feedback pages)."""
 from __future__ import annotations
 
 import base64
@@ -10,7 +10,7 @@ from nbconvert.preprocessors import Preprocessor
 from nbconvert.preprocessors.sanitize import SanitizeHTML
 from traitlets import Bool
 
-from .notebook import deduplicated_ids, nbgrader_meta
+from ..notebook import deduplicated_ids, nbgrader_meta
 
 # What an output may carry into a page: plain text and pixels; HTML and markdown only bleached.
 _KEEP = {"text/plain", "image/png", "image/jpeg", "image/gif"}
@@ -34,14 +34,15 @@ def _b64_ok(data) -> bool:
 
 
 class CleanSubmission(Preprocessor):
-    """First of nbgrader's sanitize preprocessors (nbgrader_config.py), and first when feedback
-    is generated. nbgrader's templates render markdown, raw cells and outputs as they are (they
-    ignore HTMLExporter.sanitize_html), so a student's `<img onerror=...>` would run on the
-    instructor's Jupyter origin in the formgrader. Here it becomes text, before anything renders.
-
-    It also treats malformed nbgrader metadata as absent (nbgrader would crash on it) and applies
-    the kit's one rule for duplicated grade_ids (notebook.deduplicated_ids), so nbgrader keeps the
-    same cell the engine grades."""
+    """Bleaches a student notebook's markdown, raw cells, outputs and metadata before nbgrader renders or reads it."""
+    # First of nbgrader's sanitize preprocessors (nbgrader_config.py), and first when feedback
+    # is generated. nbgrader's templates render markdown, raw cells and outputs as they are (they
+    # ignore HTMLExporter.sanitize_html), so a student's `<img onerror=...>` would run on the
+    # instructor's Jupyter origin in the formgrader. Here it becomes text, before anything renders.
+    #
+    # It also treats malformed nbgrader metadata as absent (nbgrader would crash on it) and applies
+    # the kit's one rule for duplicated grade_ids (notebook.deduplicated_ids), so nbgrader keeps the
+    # same cell the engine grades.
 
     enabled = Bool(True, help="nbconvert preprocessors are off by default; this one must always run").tag(config=True)
 

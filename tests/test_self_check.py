@@ -9,7 +9,7 @@ from pathlib import Path
 import nbformat
 import pytest
 
-from autograder import check, rubric as rubric_mod
+from autograder import rubric as rubric_mod, self_check
 from autograder.synth import build_submission, write_submission
 
 SOURCE_DIR = rubric_mod.load("gradient_backward").source.parent
@@ -121,7 +121,7 @@ def test_unreadable_notebook_exits_1_with_a_sentence(tmp_path):
     """Does a file that is not a notebook give exit code 1 and one plain explanation?"""
     bad = tmp_path / "gradient_backward.ipynb"
     bad.write_text("{ not json")
-    code, text = check.run_check(bad)
+    code, text = self_check.run_check(bad)
     assert code == 1
     assert text.startswith("Cannot read gradient_backward.ipynb as a notebook")
 
@@ -129,7 +129,7 @@ def test_unreadable_notebook_exits_1_with_a_sentence(tmp_path):
 def test_plan_runs_code_cells_in_order_except_skipped():
     """Does the plan keep every code cell but the grader:skip ones, with one check per graded part?"""
     nb = build_submission()
-    run, skipped, checks = check.plan(nb)
+    run, skipped, checks = self_check.plan(nb)
     tagged = [i for i, c in enumerate(nb.cells) if "grader:skip" in c.metadata.get("tags", [])]
     assert skipped == tagged and not set(run) & set(tagged)
     assert run == sorted(run)
@@ -142,4 +142,4 @@ def test_public_source_strips_every_hidden_region():
     cell = nbformat.v4.new_code_cell(
         "a = 1\n### BEGIN HIDDEN TESTS\nsecret()\n### END HIDDEN TESTS\nb = 2\n"
         "    ### BEGIN HIDDEN TESTS\n    other()\n    ### END HIDDEN TESTS\n")
-    assert check.public_source(cell) == "a = 1\nb = 2\n"
+    assert self_check.public_source(cell) == "a = 1\nb = 2\n"

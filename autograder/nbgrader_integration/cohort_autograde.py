@@ -1,0 +1,56 @@
+"""CohortAutograde: `nbgrader autograde` over many students in one run of one converter."""
+from __future__ import annotations
+
+from pathlib import Path
+
+from traitlets import Callable, Set, Unicode
+
+from nbgrader.converters import Autograde
+
+from .course_api import open_api
+
+
+class CohortAutograde(Autograde):
+    """`nbgrader autograde` over the given students in one converter run, calling back as each is stored."""
+    # The same preprocessors, copies into autograded/, checksums, timestamps and late penalties
+    # as one run per student, without paying the converter's and gradebook's start-up for each.
+
+    students = Set(Unicode(), help="student ids to autograde; every other submission is left as it is")
+    on_done = Callable(allow_none=True, default_value=None,
+                       help="called with a student id once that student's notebooks are stored")
+
+    def __init__(self, **kw):
+        super().__init__(**kw)
+        self._current = None
+
+    def init_destination(self, assignment_id: str, student_id: str) -> bool:
+        if student_id not in self.students:
+            return False          # up to date, or scored 0 without nbgrader: not touched
+        return super().init_destination(assignment_id, student_id)
+
+    def init_assignment(self, assignment_id: str, student_id: str) -> None:
+        self._current = None
+        super().init_assignment(assignment_id, student_id)
+        self._current = student_id
+
+    def run_post_convert_hook(self):
+        super().run_post_convert_hook()
+        if self._current is not None:   # every notebook converted, permissions set
+            if self.on_done is not None:
+                self.on_done(self._current)
+            self._current = None
+
+
+def autograde_cohort(course: Path, assignment: str, students: list[str], on_done) -> dict:
+    """Runs CohortAutograde; `on_done(student)` is called as each student's notebooks are
+    stored. Returns nbgrader's outcome (`success`, and `log`/`error` when it failed)."""
+    from nbgrader.utils import capture_log, temp_attrs
+    if not students:
+        return {"success": True}
+    api = open_api(course)
+    with temp_attrs(api.coursedir, assignment_id=assignment, student_id="*"):
+        app = CohortAutograde(students=set(students), on_done=on_done,
+                              coursedir=api.coursedir, parent=api)
+        app.force = True
+        app.create_student = True
+        return capture_log(app)
