@@ -23,7 +23,7 @@ c.Autograde.sanitize_preprocessors = [
     "nbgrader.preprocessors.OverwriteKernelspec",
     "autograder.nbgrader_integration.restore_grade_cells.RestoreGradeCells",   # forged flags reset, deleted test cells back
     "nbgrader.preprocessors.OverwriteCells",
-    "nbgrader.preprocessors.CheckCellMetadata",
+    "autograder.nbgrader_integration.check_cell_metadata.CheckCellMetadata",  # nbgrader's checks, schema compiled once
 ]
 c.Autograde.autograde_preprocessors = [
     "autograder.nbgrader_integration.engine_grades.EngineGrades",   # replaces Execute: engine result -> cell outputs
@@ -32,7 +32,7 @@ c.Autograde.autograde_preprocessors = [
     "nbgrader.preprocessors.LimitOutput",
     "nbgrader.preprocessors.SaveAutoGrades",
     "nbgrader.preprocessors.AssignLatePenalties",
-    "nbgrader.preprocessors.CheckCellMetadata",
+    "autograder.nbgrader_integration.check_cell_metadata.CheckCellMetadata",  # nbgrader's checks, schema compiled once
 ]
 c.OverwriteCells.add_missing_cells = True
 

@@ -214,7 +214,7 @@ def run_nbgrader(course: Path, assignment: str, subs: list[Submission], store: R
     path = ledger_path(course, assignment)
     ledger = read_ledger(path)
     counts = {"graded": 0, "skipped": 0, "failed": []}
-    with shared_gradebook(course):
+    with shared_gradebook(course) as durable:
         gb_id = gb.gradebook_id(course, assignment)
         present = gb.submitted_students(course, assignment)
         keys, pending = {}, {}
@@ -228,6 +228,7 @@ def run_nbgrader(course: Path, assignment: str, subs: list[Submission], store: R
                 pending[sub.student] = sub
                 continue
             gb.record_zero(course, assignment, sub.student, reason)
+            durable()
             _done(ledger, path, sub.student, key, counts)
 
         def stored(student: str) -> None:
@@ -235,6 +236,7 @@ def run_nbgrader(course: Path, assignment: str, subs: list[Submission], store: R
             review = [p.name for p in result.parts if "manual_review" in p.flags] if result else []
             if review:  # code the checker could not verify: 0 until the instructor reads it
                 gb.mark_manual_review(course, assignment, student, review)
+            durable()   # on disk before the ledger says this student is done
             _done(ledger, path, student, keys[student], counts)
             del pending[student]
 
