@@ -137,7 +137,9 @@ def _median(ms: list[Measure]) -> Measure:
 
 
 def autograde_run(kit: Path, course: Path, jobs: int) -> Measure:
-    """What `make autograde` runs, in the given course folder (engine, then the nbgrader step)."""
+    """What `make autograde` runs, in the given course folder (engine, then the nbgrader step),
+    with that kit's own nbgrader_config.py (its pipeline names its own modules)."""
+    shutil.copy(kit / "nbgrader_config.py", course / "nbgrader_config.py")
     m, outs = measure([([PY, "-m", "autograder", "autograde", "gradient_backward", "--jobs",
                          str(jobs)], course, kit_env(kit))])
     err = outs[0].stderr
