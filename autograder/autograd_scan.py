@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import ast
 import importlib
+import re
 import types
 from dataclasses import dataclass
 from functools import lru_cache
@@ -36,7 +37,7 @@ _TORCH = {
     "uint8", "dtype", "device", "inf", "nan", "pi", "e", "nn", "testing", "round", "floor", "ceil",
     "softmax", "log_softmax", "count_nonzero", "sort", "argsort", "topk", "split", "chunk",
     "flip", "roll", "tile", "repeat_interleave", "diagonal", "trace", "kron", "lerp",
-    "get_default_dtype", "set_default_dtype", "from_dlpack", "asarray", "optim", "std", "var",
+    "get_default_dtype", "set_default_dtype", "from_dlpack", "asarray", "std", "var",
     "clone", "randperm", "FloatTensor", "DoubleTensor", "LongTensor", "linalg", "cuda", "unique",
     "minimum", "nonzero", "masked_fill", "isinf", "sign", "amax", "amin", "logsumexp",
 }
@@ -110,8 +111,10 @@ def _public_api(module: str) -> frozenset[str]:
     return frozenset(n for n in dir(mod) if not n.startswith("_")
                      and not isinstance(getattr(mod, n, None), types.ModuleType))
 # In parts where autograd is allowed (part 8), these may be used too.
-AUTOGRAD_MODULE_ATTRS = {"torch": {"autograd", "enable_grad", "set_grad_enabled"},
+AUTOGRAD_MODULE_ATTRS = {"torch": {"autograd", "enable_grad", "set_grad_enabled", "optim"},
                          "torch.nn": set()}
+# Modules that are autograd themselves: an optimizer's step reads every `.grad`.
+AUTOGRAD_MODULES = {"torch.optim"}
 # Names a notebook's own modules are usually bound to before the student's cells run.
 DEFAULT_MODULE_NAMES = {"torch": "torch", "nn": "torch.nn", "np": "numpy", "math": "math",
                         "F": "torch.nn.functional", "sys": "sys"}
@@ -134,13 +137,17 @@ AUTOGRAD_ATTRS = {"grad", "_grad", "grad_fn", "_grad_fn", "requires_grad", "requ
                   "retain_grad", "retains_grad", "register_hook", "backward", "_backward_hooks",
                   "is_leaf", "autograd", "enable_grad", "set_grad_enabled", "func", "_C",
                   "functorch", "_execution_engine", "_engine_run_backward", "vjp", "jvp",
-                  "jacrev", "jacfwd", "jacobian", "hessian", "grad_and_value", "Parameter"}
+                  "jacrev", "jacfwd", "jacobian", "hessian", "grad_and_value", "Parameter",
+                  "optim"}
 # Reflection: what lets code reach objects it was not given.
 REFLECTION_ATTRS = {
     "f_back", "f_globals", "f_locals", "f_builtins", "f_code", "gi_frame", "gi_code", "cr_frame",
     "ag_frame", "tb_frame", "tb_next", "co_code", "co_consts", "co_names",
+    # Cython and legacy function attributes (numpy's are public): the function's module globals
+    # and builtins, and numpy's way to raw memory and the ctypes module.
+    "func_globals", "func_code", "func_closure", "func_defaults", "func_dict", "ctypes",
 }
-ALLOWED_DUNDERS = {"__init__", "__call__", "__name__", "__dict__", "__len__", "__repr__",
+ALLOWED_DUNDERS = {"__init__", "__call__", "__name__", "__len__", "__repr__",
                    "__str__", "__getitem__", "__setitem__", "__iter__", "__doc__", "__qualname__",
                    "__class__", "__eq__", "__add__", "__mul__", "__matmul__", "__sub__",
                    "__truediv__", "__neg__", "__enter__", "__exit__", "__contains__", "__hash__",
@@ -268,12 +275,16 @@ class _Checker:
                     self.add("unverifiable", f"uses `from {mod} import *`, which hides what it brings in")
                     continue
                 full = f"{mod}.{alias.name}"
+                if (full in AUTOGRAD_MODULES or mod in AUTOGRAD_MODULES) and not self.autograd_allowed:
+                    self.add("autograd", f"imports from `{full}` (an optimizer's step reads autograd's `.grad`)")
                 if full in ALLOWED_MODULES:
                     self.modules[alias.asname or alias.name] = full
                 elif not self.attr_allowed(mod, alias.name):
                     self.refuse_module(full)
 
     def module_import(self, name, asname):
+        if name in AUTOGRAD_MODULES and not self.autograd_allowed:
+            self.add("autograd", f"imports `{name}` (an optimizer's step reads autograd's `.grad`)")
         if name not in ALLOWED_MODULES:
             self.refuse_module(name)
         elif asname:
@@ -384,7 +395,11 @@ class _Checker:
                 self.add("autograd", f"uses `.{attr}` (autograd)")
             return
         if attr in REFLECTION_ATTRS:
-            self.add("unverifiable", f"uses `.{attr}`, which reaches the interpreter's frames")
+            self.add("unverifiable", f"uses `.{attr}`, which reaches the interpreter's internals "
+                                     "(frames, code, globals or raw memory)")
+            return
+        if attr == "__dict__":
+            self.namespace(node, parent)
             return
         if attr.startswith("__") and attr.endswith("__"):
             if attr in ALLOWED_DUNDERS:
@@ -394,6 +409,20 @@ class _Checker:
         if attr.startswith("_") and not (isinstance(node.value, ast.Name)
                                          and node.value.id in ("self", "cls")):
             self.add("unverifiable", f"uses the private attribute `.{attr}`")
+
+    def namespace(self, node, parent):
+        """`x.__dict__` is fine printed, and read with a written key is read like the attribute
+        of that name; anything else looks names up by text the checker cannot follow."""
+        if isinstance(parent, ast.Call) and isinstance(parent.func, ast.Name) and \
+                parent.func.id == "print" and node in parent.args:
+            return
+        if isinstance(parent, ast.Subscript) and parent.value is node and \
+                isinstance(parent.slice, ast.Constant) and isinstance(parent.slice.value, str):
+            fake = ast.Attribute(value=node.value, attr=parent.slice.value, ctx=parent.ctx)
+            self.parents[id(fake)] = self.parents.get(id(parent))
+            self.object_attribute(fake, parent.slice.value)
+            return
+        self.add("unverifiable", "uses `.__dict__` other than to print it or read a written key")
 
     def module_of(self, node):
         """The module an expression names (`torch`, `torch.nn`...), or None."""
@@ -409,6 +438,11 @@ class _Checker:
 
     def call(self, node):
         func = node.func
+        for kw in node.keywords:
+            if kw.arg == "requires_grad" and not (isinstance(kw.value, ast.Constant) and kw.value.value is False):
+                self.add("autograd", "asks autograd to track a tensor (`requires_grad=...`)")
+        if isinstance(func, ast.Attribute) and func.attr in ("format", "format_map"):
+            self.format_fields(func.value)
         if isinstance(func, ast.Name) and func.id in NAME_ACCESS:
             if len(node.args) < 2:
                 return
@@ -417,7 +451,8 @@ class _Checker:
                 self.add("unverifiable", f"calls `{func.id}()` with a computed name")
                 return
             target = self.module_of(node.args[0])
-            fake = ast.Attribute(value=node.args[0], attr=attr.value, ctx=ast.Load())
+            ctx = ast.Store() if func.id == "setattr" else ast.Load()
+            fake = ast.Attribute(value=node.args[0], attr=attr.value, ctx=ctx)
             self.parents[id(fake)] = node
             if target is not None:
                 self.attribute(fake)
@@ -425,6 +460,27 @@ class _Checker:
                 self.object_attribute(fake, attr.value)
         elif isinstance(func, ast.Name) and func.id == "type" and len(node.args) > 1:
             self.add("unverifiable", "creates a class with `type(...)`")
+
+    def format_fields(self, template):
+        """`str.format` looks attributes up by the names in its fields (`'{0.grad}'`): those are
+        checked as attributes; a template the checker cannot read is a finding."""
+        import string
+        if not (isinstance(template, ast.Constant) and isinstance(template.value, str)):
+            if isinstance(template, ast.JoinedStr) or not isinstance(template, ast.Constant):
+                self.add("unverifiable", "calls `.format()` on a text the checker cannot read "
+                                         "(its fields may look attributes up)")
+            return
+        try:
+            fields = [f for _, f, spec, _ in string.Formatter().parse(template.value) if f]
+            fields += [f for _, _, spec, _ in string.Formatter().parse(template.value) if spec
+                       for _, f, _, _ in string.Formatter().parse(spec) if f]
+        except ValueError:
+            return   # the call raises before looking anything up
+        for field in fields:
+            for attr in re.findall(r"\.([^.\[]*)", field):
+                fake = ast.Attribute(value=ast.Name(id="_", ctx=ast.Load()), attr=attr, ctx=ast.Load())
+                self.parents[id(fake)] = template
+                self.object_attribute(fake, attr)
 
 
 # Standard modules a locked cell may have imported (the lesson's setup imports gzip and

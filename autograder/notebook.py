@@ -21,8 +21,9 @@ MAX_CELL_CHARS = 200_000
 SKIP_TAG = "grader:skip"
 SOLUTION_MARKERS = ("### BEGIN SOLUTION", "### END SOLUTION")
 _MAGIC = re.compile(r"^(\s*)([%!].*)$")
-_HIDDEN_TESTS = re.compile(r"^[ \t]*### BEGIN HIDDEN TESTS.*?^[ \t]*### END HIDDEN TESTS[ \t]*$\n?",
-                           re.M | re.S)
+_HIDDEN_BEGIN = "### BEGIN HIDDEN TESTS"
+_BEGIN_LINE = re.compile(r"[ \t]*### BEGIN HIDDEN TESTS")
+_END_LINE = re.compile(r"[ \t]*### END HIDDEN TESTS[ \t]*")
 _FLAGS = ("grade", "solution", "locked", "task")
 
 
@@ -331,9 +332,29 @@ def _text(cell) -> str:
     return "".join(source) if isinstance(source, list) else str(source)
 
 
+def without_hidden_tests(source: str) -> str:
+    """The text without its hidden-test regions (a BEGIN line through the next END line, as
+    nbgrader's ClearHiddenTests removes them), in one pass over the lines: a pattern matched
+    from every BEGIN line of a student's cell took time growing with the square of its size."""
+    if _HIDDEN_BEGIN not in source:
+        return source
+    lines = source.split("\n")
+    keep = [True] * len(lines)
+    start = None
+    for i, line in enumerate(lines):
+        if start is None:
+            if _BEGIN_LINE.match(line):
+                start = i
+        elif _END_LINE.fullmatch(line):
+            keep[start:i + 1] = [False] * (i + 1 - start)
+            start = None        # a region never closed is kept, as nbgrader keeps it
+    last = len(lines) - 1
+    return "".join(line + ("\n" if i < last else "") for i, line in enumerate(lines) if keep[i])
+
+
 def _same_text(source: str) -> str:
     """A locked cell's text as a student's copy of it shows it (hidden tests gone, spacing aside)."""
-    source = _HIDDEN_TESTS.sub("", source)
+    source = without_hidden_tests(source)
     return "\n".join(line.strip() for line in source.splitlines() if line.strip())
 
 
@@ -487,7 +508,7 @@ def grading_copy(raw: bytes) -> bytes:
         if is_solution_cell(cell):
             cell.source = SOLUTION_REMOVED
         elif cell.cell_type == "code":
-            cell.source = _HIDDEN_TESTS.sub("", cell.source)
+            cell.source = without_hidden_tests(cell.source)
         cell.pop("outputs", None) if cell.cell_type != "code" else cell.update(outputs=[])
     return nbformat.writes(nb).encode("utf-8")
 
@@ -524,5 +545,8 @@ def _bindings(source: str) -> frozenset[str] | None:
         for child in ast.iter_child_nodes(node):
             visit(child)
 
-    visit(tree)
+    try:
+        visit(tree)
+    except (RecursionError, MemoryError):
+        return None     # parsed, but nested deeper than a walk can follow: not told either
     return frozenset(names)

@@ -53,6 +53,13 @@ AUTOGRAD = {
     "torch.func import": "from torch.func import vjp\n",
     "nn.Parameter by hand": "def f(x):\n    return nn.Parameter(x)\n",
     "getattr of grad": "def f(x):\n    return getattr(x, 'grad')\n",
+    # Red team, after issue 9: tracking asked without the attribute, .grad read without its name.
+    "requires_grad as a keyword": "def f(x):\n    return torch.zeros_like(x, requires_grad=True)\n",
+    "requires_grad through setattr": "def f(x):\n    setattr(x, 'requires_grad', True)\n",
+    "an optimizer's step reads .grad": "def f(z):\n    torch.optim.SGD([z], lr=1.0).step()\n",
+    "torch.optim imported": "from torch import optim\n",
+    ".grad in a format field": "def f(x):\n    return '{0.grad}'.format(x)\n",
+    ".backward through a class's __dict__": "def f(l):\n    torch.Tensor.__dict__['backward'](l)\n",
 }
 
 
@@ -106,6 +113,8 @@ RED_TEAM_HONEST = {
                                       "plt.style.use('default')\nplt.xticks([])\nw = copy.deepcopy(w1)\n",
     "debug output on stderr": "import sys, warnings\ndef f(x):\n    warnings.warn('hm')\n"
                               "    print('debug', x, file=sys.stderr)\n    sys.stderr.flush()\n",
+    "formatting numbers and shapes": "print('{:.3f} {} {0[0]}'.format(1.0, w1.shape), '{x.shape}'.format(x=w1))\n",
+    "a tensor made without tracking": "z = torch.zeros(3, requires_grad=False)\n",
     "more tensor functions": "s = torch.std(w1) + torch.clone(w1).var() + torch.linalg.norm(w1)\n"
                              "ok = torch.cuda.is_available()\nidx = torch.randperm(3)\n",
 }
@@ -120,6 +129,11 @@ def test_debugging_code_a_reviewer_found_flagged_now_passes(name):
 ESCAPES = {
     "a module reached through an allowed module's attribute": "x = nn.init.torch.sys\n",
     "typing evaluates string annotations": "import typing\nh = typing.get_type_hints(f)\n",
+    # Red team, after issue 9: public names that lead to a function's globals or raw memory.
+    "a Cython function's globals": "b = np.random.default_rng.func_globals['__builtins__']\n",
+    "a class's __dict__ kept as a value": "d = torch.Tensor.__dict__\n",
+    "numpy's ctypes": "c = np.zeros(1).ctypes\n",
+    "a format template the checker cannot read": "def f(t, x):\n    return t.format(x)\n",
 }
 
 

@@ -222,3 +222,62 @@ def test_a_cell_too_deep_for_the_parser_never_crashes_restore(correct_nb):
         cell.metadata = {}                                # so restore parses every cell
     plan = plan_of(nb)
     assert nbmod.top_level_bindings(deep) is None and plan.missing == []
+
+
+def test_a_cell_the_parser_takes_but_too_deep_to_walk_never_crashes_restore(correct_nb):
+    """Does a long `1+1+...` cell that parses, but nests deeper than a recursive walk can
+    follow, restore without a crash, as a cell whose bindings cannot be told?"""
+    import ast
+    parsed = 0
+    for terms in (600, 900, 1_200, 1_600, 2_000, 2_500):
+        deep = "x = " + "1+" * terms + "1\n"
+        try:
+            ast.parse(deep)
+        except RecursionError:
+            continue                                      # deeper than the parser: tested above
+        parsed += 1
+        nbmod._bindings.cache_clear()
+        assert nbmod.top_level_bindings(deep) in (None, {"x"})
+        nb = copy.deepcopy(correct_nb)
+        nb.cells.insert(0, nbformat.v4.new_code_cell(deep))
+        for cell in nb.cells:
+            cell.metadata = {}
+        assert plan_of(nb).missing == []
+    assert parsed
+
+
+def _old_hidden_tests_pattern():
+    return re.compile(r"^[ \t]*### BEGIN HIDDEN TESTS.*?^[ \t]*### END HIDDEN TESTS[ \t]*$\n?", re.M | re.S)
+
+
+def test_hidden_test_regions_are_removed_exactly_as_the_pattern_did():
+    """On thousands of random mixes of BEGIN/END lines (indented, trailing text, unclosed,
+    carriage returns), does the one-pass removal give the text the old pattern gave?"""
+    import random
+    pieces = ["### BEGIN HIDDEN TESTS", "### END HIDDEN TESTS", "  ### BEGIN HIDDEN TESTS x",
+              "\t### END HIDDEN TESTS \t", "x = 1", "", "### END HIDDEN TESTS y", "a### BEGIN HIDDEN TESTS",
+              " ### END HIDDEN TESTS\r", "assert f(1) == 2"]
+    rng, old = random.Random(0), _old_hidden_tests_pattern()
+    for _ in range(5000):
+        text = "\n".join(rng.choice(pieces) for _ in range(rng.randint(0, 9))) + rng.choice(["", "\n"])
+        assert nbmod.without_hidden_tests(text) == old.sub("", text), repr(text)
+
+
+def test_many_unclosed_hidden_test_markers_are_read_in_one_pass():
+    """A cell of 8,000 BEGIN lines and no END (the old pattern rescanned the rest of the cell
+    from each one): is every line kept, and is each line looked at a bounded number of times?"""
+    text = "### BEGIN HIDDEN TESTS\n" * 8_000
+    calls = []
+    real = nbmod._BEGIN_LINE
+
+    class Counting:
+        def match(self, line):
+            calls.append(1)
+            return real.match(line)
+
+    nbmod._BEGIN_LINE = Counting()
+    try:
+        assert nbmod.without_hidden_tests(text) == text
+    finally:
+        nbmod._BEGIN_LINE = real
+    assert len(calls) <= 8_001

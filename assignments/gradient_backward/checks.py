@@ -293,21 +293,54 @@ def check_case(student, case: Case) -> None:
 
 
 def _names_in_method(source: str, cls: str, method: str) -> set[str]:
-    """Every name and attribute a class's method uses, from the part's own code."""
+    """Every name, attribute and string a class's method uses from the part's own code, and
+    what those names lead to in the same cell: a top-level alias (`product = torch.einsum`),
+    function or import, or another method of the class (`self.helper()`)."""
     try:
         tree = ast.parse(source)
     except (SyntaxError, ValueError, RecursionError, MemoryError):
         return set()
-    names = set()
-    for node in ast.walk(tree):
+    top: dict[str, list[ast.AST]] = {}
+    for node in tree.body:
+        if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)):
+            top.setdefault(node.name, []).append(node)
+        elif isinstance(node, (ast.Assign, ast.AnnAssign, ast.AugAssign)):
+            for target in getattr(node, "targets", None) or [node.target]:
+                for sub in ast.walk(target):
+                    if isinstance(sub, ast.Name):
+                        top.setdefault(sub.id, []).append(node)
+        elif isinstance(node, (ast.Import, ast.ImportFrom)):
+            for a in node.names:
+                top.setdefault((a.asname or a.name).split(".")[0], []).append(node)
+    start, methods = [], {}
+    for node in tree.body:
         if isinstance(node, ast.ClassDef) and node.name == cls:
             for fn in node.body:
-                if isinstance(fn, (ast.FunctionDef, ast.AsyncFunctionDef)) and fn.name == method:
-                    for sub in ast.walk(fn):
-                        if isinstance(sub, ast.Name):
-                            names.add(sub.id)
-                        elif isinstance(sub, ast.Attribute):
-                            names.add(sub.attr)
+                if isinstance(fn, (ast.FunctionDef, ast.AsyncFunctionDef)):
+                    methods.setdefault(fn.name, []).append(fn)
+                    if fn.name == method:
+                        start.append(fn)
+    names: set[str] = set()
+    seen = {id(n) for n in start}
+    todo = list(start)
+    while todo:
+        for sub in ast.walk(todo.pop()):
+            if isinstance(sub, ast.Name):
+                name = sub.id
+            elif isinstance(sub, ast.Attribute):
+                name = sub.attr
+            elif isinstance(sub, ast.alias):
+                name = sub.name.split(".")[-1]
+            elif isinstance(sub, ast.Constant) and isinstance(sub.value, str):
+                names.add(sub.value)
+                continue
+            else:
+                continue
+            names.add(name)
+            for target in top.get(name, []) + methods.get(name, []):
+                if id(target) not in seen:
+                    seen.add(id(target))
+                    todo.append(target)
     return names
 
 

@@ -189,21 +189,45 @@ def _record_outputs(outputs, blobs):
 
 class _Tripwire:
     """Tells the supervisor, at once, whenever autograd runs in a job process: the flag lives
-    in the supervisor, so nothing done afterwards in the process can take it back."""
+    in the supervisor, so nothing done afterwards in the process can take it back. It fails
+    closed: when the report cannot go out (no stack left, a patched library, a signal), the
+    process ends before autograd runs."""
 
-    def __init__(self, send):
-        self.send = send
+    def __init__(self, chan):
+        # Encoded now and sent by one C call: sending needs no Python frame, no json and no
+        # attribute a cell could have replaced by then.
+        self.frame, self.sendall = wire.encode_frame({"op": "autograd"}), chan.sendall
 
     def wrap(self, fn):
-        send = self.send
+        frame, sendall = self.frame, self.sendall
 
         def guarded(*args, **kwargs):
-            with contextlib.suppress(Exception):
-                send({"op": "autograd"})
+            try:
+                sendall(frame)
+            except BaseException:  # noqa: BLE001 - unreported autograd must not run
+                os._exit(70)
             return fn(*args, **kwargs)
         return guarded
 
+    def guard_engine(self):
+        """The C engine behind every backward pass, reached by `Variable._execution_engine`."""
+        from torch.autograd.variable import Variable
+        engine = Variable._execution_engine
+        run_backward = self.wrap(engine.run_backward)
+
+        class GuardedEngine:
+            __slots__ = ()
+
+            def run_backward(self, *args, **kwargs):
+                return run_backward(*args, **kwargs)
+
+            def __getattr__(self, name):
+                return getattr(engine, name)
+
+        Variable._execution_engine = GuardedEngine()
+
     def install(self):
+        self.guard_engine()
         torch.Tensor.backward = self.wrap(torch.Tensor.backward)
         torch.autograd.backward = self.wrap(torch.autograd.backward)
         torch.autograd.grad = self.wrap(torch.autograd.grad)
@@ -472,7 +496,7 @@ def _job_init(chan, out_w, report_w, limits, workdir, probes, base_ns, keep, pri
                                           errors="replace")
             signal.signal(signal.SIGINT, signal.default_int_handler)
             ex = Executor(chan, probes, base_ns)
-            _Tripwire(lambda h: ex.send(h)).install()  # before any student code runs
+            _Tripwire(chan).install()  # before any student code runs
             ex.serve()
         finally:
             os._exit(0)
