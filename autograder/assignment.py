@@ -1,4 +1,4 @@
-"""Loads an assignment folder's own modules (cases, reference, checks, suites...) by path, under a package name unique to the folder."""
+"""Loads an assignment folder's own modules (cases, reference, verdicts, suites...) by path, under a package name unique to the folder."""
 from __future__ import annotations
 
 import hashlib

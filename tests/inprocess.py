@@ -14,7 +14,7 @@ from autograder.suite import PartRun, Student, parse_case
 
 FOLDER = rubric.load("gradient_backward").folder
 cases = assignment.load(FOLDER, "cases")
-checks = assignment.load(FOLDER, "checks")
+rules = assignment.load(FOLDER, "verdicts")
 probes = assignment.load(FOLDER, "probes")
 reference = assignment.load(FOLDER, "reference")
 
@@ -79,7 +79,7 @@ def verdicts(part: str, *cells: str, stand_ins: dict | None = None,
         student = Student({case.id: result}, {part: PartRun(part=part, cell_status="ok",
                                                             source=cells[-1] if cells else "")})
         try:
-            checks.check_case(student, case)
+            rules.check_case(student, case)
             out[case.name] = None
         except Mistake as exc:
             out[case.name] = exc

@@ -224,7 +224,7 @@ def test_the_assignment_loads_by_path_not_off_sys_path():
         touches_path = any(isinstance(n, ast.Attribute) and n.attr == "path" and
                            isinstance(n.value, ast.Name) and n.value.id == "sys"
                            for n in ast.walk(ast.parse(path.read_text())))
-        bare = {"cases", "reference", "checks", "mistakes", "probes", "oracles"} & _imports(module)
+        bare = {"cases", "reference", "verdicts", "mistakes", "probes", "oracles"} & _imports(module)
         if touches_path or bare:
             offenders[module] = sorted(bare) or ["sys.path"]
     assert not offenders, offenders

@@ -12,7 +12,7 @@ from autograder.feedback import Mistake
 from autograder.suite import CaseResult, ErrorInfo, PartRun, Student
 
 FOLDER = rubric.load("gradient_backward").folder
-checks = assignment.load(FOLDER, "checks")
+verdicts = assignment.load(FOLDER, "verdicts")
 probes = assignment.load(FOLDER, "probes")
 reference = assignment.load(FOLDER, "reference")
 mistakes = assignment.load(FOLDER, "mistakes")
@@ -26,8 +26,8 @@ def right(case_id: str, **changes) -> tuple:
     """(case, a result holding exactly autograd's answers and untouched inputs, then `changes`)."""
     case = case_by_id(case_id)
     outputs = {k: np.array(v) for k, v in reference.expected(case).items()
-               if k in checks.OUTPUTS[case.probe]}
-    for key, name in checks._KEPT.items():
+               if k in verdicts.OUTPUTS[case.probe]}
+    for key, name in verdicts._KEPT.items():
         if name in reference.inputs(case) and not (case.shape.get("n", 0) > probes.BIG_BATCH):
             outputs[key] = np.array(reference.inputs(case)[name])
     values = {}
@@ -191,7 +191,7 @@ def _student(case, result) -> Student:
 
 def _diagnosis(case, result) -> Mistake | None:
     try:
-        checks.check_case(_student(case, result), case)
+        verdicts.check_case(_student(case, result), case)
     except Mistake as exc:
         return exc
     return None
@@ -232,7 +232,7 @@ def test_autograd_answers_pass_every_case(case):
 def test_float32_rounding_passes_but_one_percent_off_fails(case):
     """Is float32 rounding of every output tolerated, while a 1% error in one element is not?"""
     _, result = right(case.id)
-    keys = [k for k in checks.OUTPUTS[case.probe] if result.outputs[k].size]
+    keys = [k for k in verdicts.OUTPUTS[case.probe] if result.outputs[k].size]
     rounded = {k: v.astype(np.float32) if k in keys else v for k, v in result.outputs.items()}
     assert _diagnosis(case, CaseResult(status="ok", outputs=rounded, values=result.values)) is None
     for key in keys:
@@ -291,7 +291,7 @@ def test_match_prefers_a_specific_candidate_then_the_generic_explainer():
     assert diagnose.match(CATALOGUE, "inp.g", expected[:2], expected) == "wrong_shape"
 
 
-@pytest.mark.parametrize("case", [c for c in all_cases() if "loss" in checks.OUTPUTS[c.probe]
+@pytest.mark.parametrize("case", [c for c in all_cases() if "loss" in verdicts.OUTPUTS[c.probe]
                                   and c.shape["n"] > 1], ids=lambda c: c.id)
 def test_broadcast_loss_is_recognised_wherever_a_loss_is_returned(case):
     """Is a loss averaged over the (n, n) broadcast of (n, 1) - (n,) named broadcast_nn?"""

@@ -63,7 +63,7 @@ def test_both_assignments_grade_side_by_side(tiny_engine, shared_engine):
     `test_mse_grad` modules, none of them loaded by bare name off sys.path?"""
     assert shared_engine.grade(shared_engine.rubric.source).score == shared_engine.rubric.max_score
     assert tiny_engine.grade(SOURCE).score == 10
-    for module in ("cases", "checks", "test_mse_grad"):
+    for module in ("cases", "verdicts", "test_mse_grad"):
         assert assignment.load(TINY, module) is not assignment.load(shared_engine.rubric.folder, module)
         assert module not in sys.modules
     assert str(TINY) not in sys.path and str(shared_engine.rubric.folder) not in sys.path

@@ -13,7 +13,7 @@ from autograder.sandbox.launcher import Limits
 
 RUBRIC = rubric.load("gradient_backward")
 cases = assignment.load(RUBRIC.folder, "cases")
-checks = assignment.load(RUBRIC.folder, "checks")
+verdicts = assignment.load(RUBRIC.folder, "verdicts")
 probes = assignment.load(RUBRIC.folder, "probes")
 reference = assignment.load(RUBRIC.folder, "reference")
 
@@ -101,7 +101,7 @@ def _closed_form(case) -> dict[str, np.ndarray]:
 def test_references_agree_with_the_chain_rule_by_hand(case):
     """Do the autograd references equal the hand-derived gradients, and hold every key the suite reads?"""
     ref = reference.expected(case)
-    assert set(checks.OUTPUTS[case.probe]) <= set(ref)
+    assert set(verdicts.OUTPUTS[case.probe]) <= set(ref)
     for key, want in _closed_form(case).items():
         np.testing.assert_allclose(ref[key], want, rtol=1e-10, atol=1e-12, err_msg=key)
 

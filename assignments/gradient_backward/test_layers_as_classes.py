@@ -1,7 +1,7 @@
 """Hidden tests of part 5: Relu, Lin, Mse and Model as classes with backward()."""
 import pytest
 
-from . import checks
+from . import verdicts
 from .cases import cases_for
 
 pytestmark = pytest.mark.layers_as_classes
@@ -12,4 +12,4 @@ def test_layers_as_classes(student, case):
     """Does this layer (or the whole Model) compute the right forward result and, after backward(),
     autograd's gradients?
     """
-    checks.check_case(student, case)
+    verdicts.check_case(student, case)

@@ -1,7 +1,7 @@
 """Hidden tests of part 3: lin_grad stores the gradients of a linear layer."""
 import pytest
 
-from . import checks
+from . import verdicts
 from .cases import cases_for
 
 pytestmark = pytest.mark.lin_grad
@@ -12,4 +12,4 @@ def test_lin_grad(student, case):
     """Does lin_grad(inp, out, w, b) store autograd's inp.g, w.g and b.g (shapes of inp, w, b),
     leaving the inputs unchanged?
     """
-    checks.check_case(student, case)
+    verdicts.check_case(student, case)

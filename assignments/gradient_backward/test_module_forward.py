@@ -1,7 +1,7 @@
 """Hidden tests of part 6: the Module base class and its Relu, Lin, Mse subclasses."""
 import pytest
 
-from . import checks
+from . import verdicts
 from .cases import cases_for
 
 pytestmark = pytest.mark.module_forward
@@ -12,4 +12,4 @@ def test_module_forward(student, case):
     """Does Module pass its call's arguments to forward and bwd, and do the layers (alone and
     chained) give autograd's results?
     """
-    checks.check_case(student, case)
+    verdicts.check_case(student, case)

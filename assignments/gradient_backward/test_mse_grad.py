@@ -1,7 +1,7 @@
 """Hidden tests of part 1: mse_grad stores the MSE loss's gradient in inp.g."""
 import pytest
 
-from . import checks
+from . import verdicts
 from .cases import cases_for
 
 pytestmark = pytest.mark.mse_grad
@@ -12,4 +12,4 @@ def test_mse_grad(student, case):
     """Does mse_grad(inp, targ) store autograd's gradient in inp.g, with inp's shape and dtype,
     leaving inp and targ unchanged?
     """
-    checks.check_case(student, case)
+    verdicts.check_case(student, case)

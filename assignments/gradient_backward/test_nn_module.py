@@ -1,7 +1,7 @@
 """Hidden tests of part 8: Model built from nn.Linear and nn.ReLU in an nn.Module."""
 import pytest
 
-from . import checks
+from . import verdicts
 from .cases import cases_for
 
 pytestmark = pytest.mark.nn_module
@@ -12,4 +12,4 @@ def test_nn_module(student, case):
     """Does Model(n_in, nh, 1) register its four parameters and return the MSE loss whose gradients
     match autograd's?
     """
-    checks.check_case(student, case)
+    verdicts.check_case(student, case)
