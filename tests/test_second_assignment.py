@@ -59,7 +59,7 @@ def test_a_wrong_part_costs_only_its_points(tiny_engine, tmp_path):
 
 
 def test_both_assignments_grade_side_by_side(tiny_engine, shared_engine):
-    """With both engines alive in one process, does each keep its own `cases`, `checks` and
+    """With both engines alive in one process, does each keep its own `cases`, `verdicts` and
     `test_mse_grad` modules, none of them loaded by bare name off sys.path?"""
     assert shared_engine.grade(shared_engine.rubric.source).score == shared_engine.rubric.max_score
     assert tiny_engine.grade(SOURCE).score == 10
