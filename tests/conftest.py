@@ -18,6 +18,20 @@ def shared_engine():
         yield engine
 
 
+@pytest.fixture(scope="session")
+def cli_grade_of_source():
+    """`python -m autograder grade SOURCE --json` (a cold start with its own engine), run once:
+    the CLI's output contract (test_engine.py) and its start-up phases (test_startup.py) are read
+    off the same run."""
+    import subprocess
+    import sys
+
+    from autograder import rubric
+    source = rubric.KIT_ROOT / "source" / "gradient_backward" / "gradient_backward.ipynb"
+    return subprocess.run([sys.executable, "-m", "autograder", "grade", str(source), "--json"],
+                          capture_output=True, text=True, timeout=600, cwd=rubric.KIT_ROOT)
+
+
 # Engine-starting tests of tests/test_startup.py, which is being written alongside this file
 # and does not mark them yet: by name, so that `make test-fast` leaves them out.
 STARTS_AN_ENGINE = {"test_cli_prints_the_phases_of_a_cold_start",
@@ -49,6 +63,9 @@ SPLIT = {
                    "hang": ["test_a_worker_that_stops_answering_is_replaced_and_the_submission_recorded_failed"]},
     "test_attacks": {"gains_nothing": ["test_attack_gains_nothing"]},
 }
+# and these tests of different modules share a session fixture, so they go together:
+TOGETHER = {"cli_grade_of_source": ["test_engine.py::test_cli_grades_source_full_and_release_zero",
+                                    "test_startup.py::test_cli_prints_the_phases_of_a_cold_start"]}
 # The order in which groups are handed out: the scheduler deals them out in collection order, so
 # the longest come first and the short ones fill in at the end. Rough seconds of a group (or, for
 # an INDEPENDENT module, of each of its tests) measured with `--durations=0` on a busy machine;
@@ -60,7 +77,7 @@ WEIGHT = {
     "test_batch::hang": 30, "test_store": 28, "test_intake_grading": 23, "test_notebook_source": 20,
     "test_nbgrader_collect": 19, "test_check::troubled_check": 18, "test_nbgrader_one_pass": 15,
     "test_report": 14, "test_ci_template": 13, "test_cohort_attacks": 13, "test_check": 10,
-    "test_second_assignment": 8, "test_engine": 5, "test_startup": 5, "test_release": 5,
+    "test_second_assignment": 8, "cli_grade_of_source": 12, "test_engine": 5, "test_startup": 5, "test_release": 5,
 }
 
 
@@ -68,6 +85,9 @@ def group_of(nodeid: str) -> str:
     """The unit of scheduling a test belongs to: its module, a SPLIT group, or (in an
     INDEPENDENT module) the test alone."""
     path, _, name = nodeid.partition("::")
+    for group, tests in TOGETHER.items():
+        if f"{path.rpartition('/')[2]}::{name}" in tests:
+            return group
     module = path.rpartition("/")[2].removesuffix(".py")
     if module in INDEPENDENT:
         return nodeid
@@ -83,11 +103,22 @@ def _weight(nodeid: str) -> int:
     return WEIGHT.get(group if group != nodeid else nodeid.partition("::")[0].rpartition("/")[2][:-3], 0)
 
 
+def pytest_configure(config):
+    workerinput = getattr(config, "workerinput", None)
+    if workerinput is not None:     # an xdist worker: the run's folder, shared with the other worker
+        import os
+        from pathlib import Path
+
+        from nbgrader_course import SHARED_TMP
+        os.environ[SHARED_TMP] = str(Path(config.option.basetemp).parent)
+
+
 @pytest.hookimpl(tryfirst=True)
 def pytest_collection_modifyitems(config, items):
     # A test that grades with the session's engine needs the sandbox, whichever module it is in.
     for item in items:
-        if "shared_engine" in getattr(item, "fixturenames", ()) or item.name in STARTS_AN_ENGINE:
+        if {"shared_engine", "cli_grade_of_source"} & set(getattr(item, "fixturenames", ())) \
+                or item.name in STARTS_AN_ENGINE:
             item.add_marker(pytest.mark.sandbox)
     if getattr(config.option, "loadgroup", False):    # in each worker of `--dist loadgroup`
         # Longest groups first, each group's tests together and in file order.
