@@ -26,8 +26,12 @@ demo: $(STAMP) check-bwrap release
 
 # --- tests -----------------------------------------------------------------------------
 # Everything: sandbox red team, nbgrader, the browser; the 15 slowest tests are listed at the end.
+# On two pytest-xdist workers: most tests wait on subprocesses (sandboxes, kernels, nbgrader), so
+# two run side by side; tests sharing a course or an engine stay together on one worker, in order,
+# and the longest groups are handed out first (tests/conftest.py).
+TEST_WORKERS ?= 2
 test: $(STAMP) check-bwrap
-	$(BIN)/python -m pytest -q tests --durations=15
+	$(BIN)/python -m pytest -q tests --durations=15 -n $(TEST_WORKERS) --dist loadgroup
 
 # The inner loop (under a minute): no engine or sandbox, no nbgrader, no browser, nothing slow.
 FAST_TESTS := not sandbox and not slow and not nbgrader and not browser

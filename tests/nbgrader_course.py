@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import atexit
+import fcntl
 import importlib.util
 import os
 import shutil
@@ -43,17 +44,45 @@ def new_course(root: Path) -> Path:
 
 
 def released_course() -> Path:
-    """The course that `nbgrader generate_assignment` released, once per test session: read it,
-    never write into it (new_course gives a copy to write in)."""
+    """The course that `nbgrader generate_assignment` released, once per test session (shared by
+    the xdist workers of one run): read it, never write into it (new_course gives a copy to write in)."""
     if not _RELEASED:
-        base = Path(tempfile.mkdtemp(prefix="gb-released-")) / "course"
-        atexit.register(shutil.rmtree, base.parent, True)
-        base.mkdir()
-        shutil.copy(KIT / "nbgrader_config.py", base)
-        shutil.copytree(KIT / "source", base / "source")
-        run("nbgrader", "generate_assignment", ASSIGNMENT, "--force", "--log-level=WARN", cwd=base)
-        _RELEASED.append(base)
+        shared = os.environ.get(SHARED_TMP)
+        if shared:
+            _RELEASED.append(_shared_release(Path(shared) / "released"))
+        else:
+            top = Path(tempfile.mkdtemp(prefix="gb-released-"))
+            atexit.register(shutil.rmtree, top, True)
+            _RELEASED.append(_release(top / "course"))
     return _RELEASED[0]
+
+
+# Set by tests/conftest.py in each xdist worker: the run's temporary folder, shared by its workers
+# (pytest removes it with its old runs, as it does every tmp_path).
+SHARED_TMP = "GB_TESTS_SHARED_TMP"
+
+
+def _release(base: Path) -> Path:
+    base.mkdir()
+    shutil.copy(KIT / "nbgrader_config.py", base)
+    shutil.copytree(KIT / "source", base / "source")
+    run("nbgrader", "generate_assignment", ASSIGNMENT, "--force", "--log-level=WARN", cwd=base)
+    return base
+
+
+def _shared_release(top: Path) -> Path:
+    """The first worker to ask releases into `top` while any other waits on the lock."""
+    top.mkdir(exist_ok=True)
+    with open(top / "lock", "a") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        try:
+            if not (top / "done").exists():
+                shutil.rmtree(top / "course", ignore_errors=True)   # a release that failed half-way
+                _release(top / "course")
+                (top / "done").touch()
+        finally:
+            fcntl.flock(lock, fcntl.LOCK_UN)
+    return top / "course"
 
 
 def samples_module():

@@ -27,10 +27,10 @@ def _cli(*args: str) -> subprocess.CompletedProcess:
 
 
 @pytest.mark.sandbox
-def test_cli_grades_source_full_and_release_zero(engine):
+def test_cli_grades_source_full_and_release_zero(engine, cli_grade_of_source):
     """Does `grade --json` give the source full marks and the release 0, in the contract's shape?"""
     # The CLI once (its stdout is the contract); the release through the same Result.to_json.
-    proc = _cli("grade", str(SOURCE), "--json")
+    proc = cli_grade_of_source      # `grade SOURCE --json`, as _cli runs it (tests/conftest.py)
     assert proc.returncode == 0, proc.stderr[-2000:]
     for data, full in ((json.loads(proc.stdout), True), (engine.grade(RELEASE).to_json(), False)):
         r = rubric.load()

@@ -2,8 +2,6 @@
 from __future__ import annotations
 
 import json
-import subprocess
-import sys
 
 import numpy as np
 import pytest
@@ -11,9 +9,6 @@ import pytest
 from autograder import engine as engine_mod
 from autograder import rubric
 from autograder.sandbox import Sandbox, SandboxError
-
-KIT = rubric.KIT_ROOT
-SOURCE = KIT / "source/gradient_backward/gradient_backward.ipynb"
 
 
 def test_unreadable_file_never_starts_an_engine(tmp_path, monkeypatch):
@@ -29,10 +24,9 @@ def test_unreadable_file_never_starts_an_engine(tmp_path, monkeypatch):
     assert set(timings) == {"read"}
 
 
-def test_cli_prints_the_phases_of_a_cold_start():
+def test_cli_prints_the_phases_of_a_cold_start(cli_grade_of_source):
     """Does `grade` say on stderr how long each start-up phase took, with one JSON on stdout?"""
-    proc = subprocess.run([sys.executable, "-m", "autograder", "grade", str(SOURCE), "--json"],
-                          capture_output=True, text=True, timeout=600, cwd=KIT)
+    proc = cli_grade_of_source      # `grade SOURCE --json` in a new process (tests/conftest.py)
     assert proc.returncode == 0, proc.stderr[-2000:]
     assert json.loads(proc.stdout)["score"] == rubric.load().max_score
     line = next(ln for ln in proc.stderr.splitlines() if "timings:" in ln)
