@@ -46,12 +46,12 @@ STARTS_AN_ENGINE = {"test_cli_prints_the_phases_of_a_cold_start",
 # (the nbgrader exchange, a re-collect) keep their order. These modules' tests are independent of
 # each other (no module-scoped fixture, no shared state), so each is scheduled on its own:
 INDEPENDENT = {"test_engine", "test_startup", "test_cohort_attacks", "test_diagnosis",
-               "test_suites_reference", "test_probes_in_process", "test_static_check",
+               "test_suites_reference", "test_probes_in_process", "test_autograd_scan", "test_wire",
                "test_gbcheck", "test_intake_units", "test_architecture", "test_cli"}
 # and these tests form a group apart from the rest of their module (which then builds its own copy
 # of the module fixtures it uses), so that a long module runs on both workers at once:
 SPLIT = {
-    "test_check": {"troubled_check": ["test_wrong_part_fails_with_the_notebook_message",
+    "test_self_check": {"troubled_check": ["test_wrong_part_fails_with_the_notebook_message",
                                       "test_raw_error_names_the_students_cell_and_line",
                                       "test_endless_cell_is_interrupted_and_reported",
                                       "test_hidden_tests_and_skipped_cells_never_run",
@@ -75,8 +75,8 @@ WEIGHT = {
     "test_batch::cohort": 70, "test_nbgrader_exchange": 61, "test_nbgrader_autograde": 60,
     "test_intake_collect": 49, "test_corpus": 48, "test_intake_html": 42, "test_gradescope": 33,
     "test_batch::hang": 30, "test_store": 28, "test_intake_grading": 23, "test_notebook_source": 20,
-    "test_nbgrader_collect": 19, "test_check::troubled_check": 18, "test_nbgrader_one_pass": 15,
-    "test_report": 14, "test_ci_template": 13, "test_cohort_attacks": 13, "test_check": 10,
+    "test_nbgrader_collect": 19, "test_self_check::troubled_check": 18, "test_nbgrader_one_pass": 15,
+    "test_report": 14, "test_ci_template": 13, "test_cohort_attacks": 13, "test_self_check": 10,
     "test_second_assignment": 8, "cli_grade_of_source": 12, "test_engine": 5, "test_startup": 5, "test_release": 5,
 }
 
