@@ -64,6 +64,7 @@ HUGE_PAGE = 1 << 21
 CAPTURE_BYTES = 8192
 MAX_REPLAYS = 6          # job restarts after deaths/hangs before the rest is given up
 ORACLE_CALLS = 64        # oracle questions one case may ask
+PROCESS_BUDGET = 64      # processes in the sandbox while a job runs (the kit's own use ~20)
 _libc = ctypes.CDLL(None, use_errno=True)
 
 
@@ -696,8 +697,12 @@ class Job:
         remaining = deadline - time.monotonic()
         if remaining <= 0:
             raise JobLost(why, "timeout")
-        ready = select.select([self.chan] + self._pipes(), [], [], min(remaining, 0.5))[0]
+        ready = select.select([self.chan] + self._pipes(), [], [], min(remaining, 0.25))[0]
         _reap()
+        if not ready and self.private and self.sup.isolation == "bwrap" and _too_many_processes():
+            # A fork bomb spins at the pids limit until its case times out, taking the
+            # machine's cores from every other submission meanwhile: it ends here instead.
+            raise JobLost("it started more processes than grading allows", "processes")
         if self.out in ready:
             self._read_output()
         if self.rep in ready:
@@ -936,10 +941,11 @@ class Grading:
         """What was outstanding when the job was lost fails; the rest is asked again."""
         kind, key = self.asking or (None, None)
         self.asking = None
-        outcome = "timeout" if lost.outcome == "timeout" else "died"
+        outcome = lost.outcome if lost.outcome in ("timeout", "processes") else "died"
         if kind in ("cell", "snapshot"):
             self.skip.add(key)
-            self.cell_status[key] = {"index": key, "status": outcome, "error": {
+            self.cell_status[key] = {"index": key, "status": "timeout" if outcome == "timeout" else "died",
+                                     "error": {
                 "type": "Timeout" if outcome == "timeout" else "Crash",
                 "message": _death_message(outcome, self.limits, "cell"), "last_line": ""}}
             self.cell_output[key] = self.job.take_output() if self.job else ""
@@ -948,10 +954,14 @@ class Grading:
                                        "reason": f"its cell {'timed out' if outcome == 'timeout' else 'died'}"}
         elif kind == "case" and self.pos < len(self.todo):
             part = self.todo[self.pos][0]
-            self.fail_case(key, "timeout" if outcome == "timeout" else "crashed")
+            self.fail_case(key, "timeout" if outcome == "timeout" else "crashed",
+                           _death_message(outcome, self.limits, "case") if outcome == "processes" else None)
             self.pos += 1
             if outcome == "timeout":
                 self.skip_rest_of_part(part, "not run: an earlier input of this part timed out")
+            elif outcome == "processes":
+                self.skip_rest_of_part(part, "not run: an earlier input of this part started "
+                                             "more processes than grading allows")
         elif kind in ("prober", "enter") and self.pos < len(self.todo):
             self.skip_rest_of_part(self.todo[self.pos][0],
                                    "not run: the process holding this part's state died")
@@ -1192,7 +1202,18 @@ class Grading:
                 "cases": list(self.cases.values()), "status": self.status}
 
 
+def _too_many_processes():
+    """More processes in the sandbox's PID namespace than grading ever needs?"""
+    try:
+        return sum(1 for name in os.listdir("/proc") if name.isdigit()) > PROCESS_BUDGET
+    except OSError:
+        return False
+
+
 def _death_message(outcome, limits, what):
+    if outcome == "processes":
+        return ("it started more processes than grading allows (os.fork or subprocesses in "
+                "a loop?), so it was stopped")
     if outcome == "timeout":
         return f"it did not finish within {limits[what + '_seconds']} s (an infinite loop?)"
     return "the process running it died (sys.exit/os._exit, a crash, or a memory or CPU limit)"
