@@ -193,11 +193,15 @@ def open_notebook(driver, lab: str, path: str) -> list[int]:
 
 def output_lines(driver, index: int) -> list[str]:
     """The lines of a cell's output as the page shows them (not as the file stores them)."""
-    text = driver.execute_script(
-        f"const c = {NB}.content.widgets[{index}]; c.node.scrollIntoView({{block: 'center'}});"
-        "return [...c.node.querySelectorAll('.jp-OutputArea-output')].map(n => n.innerText || n.textContent)"
-        ".join('\\n')")
-    return [line for line in text.splitlines() if line.strip()]
+    until = time.monotonic() + 10
+    while True:  # scrolled into view, an output may be drawn a moment later on a busy machine
+        text = driver.execute_script(
+            f"const c = {NB}.content.widgets[{index}]; c.node.scrollIntoView({{block: 'center'}});"
+            "return [...c.node.querySelectorAll('.jp-OutputArea-output')].map(n => n.innerText || n.textContent)"
+            ".join('\\n')")
+        if text.strip() or time.monotonic() > until:
+            return [line for line in text.splitlines() if line.strip()]
+        time.sleep(0.25)
 
 
 def run_cell_typed(driver, index: int, code: str) -> None:
@@ -228,6 +232,10 @@ def test_student_runs_all_types_part_1_checks_validates_and_saves(browser, lab, 
     d.execute_script("window.jupyterapp.commands.execute('notebook:run-all-cells')")
     ran = f"[{','.join(map(str, test_cells))}].every(i => {NB}.content.widgets[i].model.executionCount)"
     wait_for(d, f"{ran} && {IDLE}", 90, "Run All to reach every part's check")
+    # An output is drawn after its cell's count is set: on a busy machine, wait for each box.
+    drawn = (f"[{','.join(map(str, test_cells))}].every(i => [...{NB}.content.widgets[i].node"
+             ".querySelectorAll('.jp-OutputArea-output')].some(n => (n.innerText || n.textContent).trim()))")
+    wait_for(d, drawn, 30, "every check's output to be drawn")
     boxes = {i: output_lines(d, i) for i in test_cells}
     d.execute_script(f"{NB}.content.widgets[{test_cells[0]}].node.scrollIntoView({{block: 'center'}})")
     d.save_screenshot(str(BUILD / "lab_student_run_all.png"))
