@@ -471,8 +471,9 @@ class _Checker:
                                          "(its fields may look attributes up)")
             return
         try:
-            fields = [f for _, f, spec, _ in string.Formatter().parse(template.value) if f]
-            fields += [f for _, _, spec, _ in string.Formatter().parse(template.value) if spec
+            parsed = list(string.Formatter().parse(template.value))
+            fields = [f for _, f, _, _ in parsed if f]
+            fields += [f for _, _, spec, _ in parsed if spec   # nested: '{0:{1.x}}'
                        for _, f, _, _ in string.Formatter().parse(spec) if f]
         except ValueError:
             return   # the call raises before looking anything up

@@ -840,12 +840,11 @@ def _kill_descendants(root):
     strays are its descendants in /proc. The bwrap level never needs this."""
     for _ in range(50):
         parents = {}
-        for name in os.listdir("/proc"):
-            if name.isdigit():
-                with contextlib.suppress(OSError, ValueError, IndexError):
-                    with open(f"/proc/{name}/stat", "rb") as f:
-                        data = f.read()
-                    parents[int(name)] = int(data[data.rindex(b")") + 2:].split()[1])
+        for pid in _pids():
+            with contextlib.suppress(OSError, ValueError, IndexError):
+                with open(f"/proc/{pid}/stat", "rb") as f:
+                    data = f.read()
+                parents[pid] = int(data[data.rindex(b")") + 2:].split()[1])
         victims = set()
         for pid in parents:
             p, seen = pid, 0
@@ -1151,7 +1150,7 @@ class Grading:
         the job's init and executor, and the snapshots not yet used are all that may exist."""
         expected = 4 + self.snapshots_live
         for _ in range(5):
-            alive = sum(1 for n in os.listdir("/proc") if n.isdigit() and _status_kb(n, "VmRSS") is not None)
+            alive = sum(1 for pid in _pids() if _status_kb(pid, "VmRSS") is not None)
             if alive <= expected or self.sup.isolation != "bwrap":
                 return
             _reap()
@@ -1202,10 +1201,15 @@ class Grading:
                 "cases": list(self.cases.values()), "status": self.status}
 
 
+def _pids():
+    """Every process this PID namespace holds, from the kernel's list."""
+    return {int(name) for name in os.listdir("/proc") if name.isdigit()}
+
+
 def _too_many_processes():
     """More processes in the sandbox's PID namespace than grading ever needs?"""
     try:
-        return sum(1 for name in os.listdir("/proc") if name.isdigit()) > PROCESS_BUDGET
+        return len(_pids()) > PROCESS_BUDGET
     except OSError:
         return False
 
@@ -1346,8 +1350,7 @@ class Supervisor:
         _reap()
         if self.isolation != "bwrap":
             return _alive(self.template_pid)
-        pids = {int(n) for n in os.listdir("/proc") if n.isdigit()}
-        return pids <= {os.getpid(), self.template_pid} and _alive(self.template_pid)
+        return _pids() <= {os.getpid(), self.template_pid} and _alive(self.template_pid)
 
     def serve(self):
         for line in self.proto_in:

@@ -9,6 +9,7 @@ from __future__ import annotations
 import base64
 import io
 import json
+import math
 import re
 import struct
 
@@ -117,9 +118,7 @@ def _plain_npy(data: bytes) -> np.ndarray | None:
         return None
     dtype = np.dtype(m.group(2).decode())
     shape = tuple(int(n) for n in m.group(4).split(b",") if n.strip())
-    count = 1
-    for n in shape:
-        count *= n
+    count = math.prod(shape)
     if count > MAX_ARRAY_ELEMENTS or len(data) < m.end() + count * dtype.itemsize:
         return None
     flat = np.frombuffer(data, dtype=dtype, count=count, offset=m.end())
