@@ -121,6 +121,10 @@ class _Plugin:
         return self.current
 
     def pytest_configure(self, config):
+        # Failures are read off the exception itself (pytest_runtest_makereport below); pytest's
+        # own long report of each failure re-parses the suite's source and was most of a warm
+        # submission's time here. A plain traceback is kept for anyone reading a report.
+        config.option.tbstyle = "native"
         for part in sorted(self._parts):
             config.addinivalue_line("markers", f"{part}: hidden tests of the part '{part}'")
 
@@ -193,7 +197,7 @@ class SuiteRunner:
         self.args = [str(self.folder), "-p", "no:cacheprovider", "-p", "no:terminal",
                      "-p", "no:randomly", "-p", "no:faulthandler", "--capture=no",
                      "--rootdir", str(self.folder), "-o", "addopts=", "--import-mode=importlib",
-                     "-W", "ignore::DeprecationWarning"]
+                     "-W", "ignore::DeprecationWarning", "-p", "no:logging"]
         self.thread = threading.Thread(target=self._main, name="hidden-suites", daemon=True)
         self.thread.start()
         ready = self.plugin.replies.get()

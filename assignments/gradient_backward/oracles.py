@@ -7,11 +7,21 @@ mistake in parts 1-3 costs points there only, and no student process ever holds 
 import torch
 
 
+def grad_along(out, leaves, grad_out, **kw):
+    """`torch.autograd.grad(out, leaves, grad_outputs=grad_out)`, bit for bit, taken as the
+    gradient of the scalar `(out * grad_out).sum()`: autograd imports sympy (about half a
+    second, once per process) to check a tensor `grad_outputs`, and never for a scalar."""
+    if grad_out.shape != out.shape:
+        raise RuntimeError(f"Mismatch in shape: grad_output[0] has a shape of {grad_out.shape} "
+                           f"and output[0] has a shape of {out.shape}.")
+    return torch.autograd.grad((out * grad_out.to(out.dtype)).sum(), leaves, **kw)
+
+
 def _vjp(f, inputs, grad_out):
     with torch.enable_grad():
         leaves = [x.detach().clone().requires_grad_(True) for x in inputs]
         out = f(*leaves)
-        grads = torch.autograd.grad(out, leaves, grad_outputs=grad_out, allow_unused=True)
+        grads = grad_along(out, leaves, grad_out, allow_unused=True)
     return [g if g is not None else torch.zeros_like(x) for g, x in zip(grads, inputs)]
 
 
