@@ -1,4 +1,4 @@
-"""The sandbox wire format's array reader: np.save's own headers read fast, everything else as np.load does."""
+"""The sandbox wire format: its array reader (np.save's own headers read fast, everything else as np.load does) and its frames, large inputs passed as sealed files."""
 from __future__ import annotations
 
 import io
@@ -59,3 +59,68 @@ def test_other_header_forms_still_go_through_np_load():
     data = buf.getvalue()
     assert wire._plain_npy(data) is None
     assert np.array_equal(wire.load_array(data), np.arange(6.0).reshape(2, 3))
+
+
+def _pair():
+    import socket
+    return socket.socketpair(socket.AF_UNIX, socket.SOCK_STREAM)
+
+
+def test_a_large_input_arrives_as_a_read_only_file_with_the_same_array():
+    """Does a frame with a large input (a sealed memfd) and a small one (bytes) reach the job
+    side with both arrays intact, the large one mapped rather than copied through the socket?"""
+    big = np.random.default_rng(1).normal(size=(4000, 784)).astype("<f4")
+    small = np.arange(5.0)
+    blobs = [wire.shareable(_saved(big)), wire.shareable(_saved(small))]
+    assert isinstance(blobs[0], wire.SharedBlob) and isinstance(blobs[1], bytes)
+    ours, theirs = _pair()
+    frame = wire.encode_frame({"op": "case", "index": 3}, blobs)
+    assert len(frame) < 1024                      # the 12.5 MB went as a file, not as bytes
+    ours.sendmsg([frame], wire.rights(wire.frame_fds(blobs)))
+    header, got = wire.recv_frame(theirs, wire.FrameReader(accept_fds=True))
+    assert header == {"op": "case", "index": 3}
+    assert np.array_equal(wire.load_array(got[0]), big) and np.array_equal(wire.load_array(got[1]), small)
+    assert wire.load_array(got[0]).flags.writeable
+
+
+def test_a_shared_input_cannot_be_changed_by_the_job_that_receives_it():
+    """Can a process that received the file of a hidden input write, grow, shrink or unseal it
+    (the same file serves the next submission)? Each attempt runs, and each is refused."""
+    import fcntl
+    import mmap
+    import os
+    blob = wire.SharedBlob(_saved(np.ones((600, 600))))
+    ours, theirs = _pair()
+    ours.sendmsg([wire.encode_frame({"op": "case"}, [blob])], wire.rights([blob.fd]))
+    reader = wire.FrameReader(accept_fds=True)
+    chunk, anc, _, _ = theirs.recvmsg(1 << 20, wire._FDS_SPACE)
+    fd = int.from_bytes(anc[0][2][:4], "little")
+    attempts = {
+        "write": lambda: os.pwrite(fd, b"x", 0),
+        "write through /proc": lambda: os.write(os.open(f"/proc/self/fd/{fd}", os.O_RDWR), b"x"),
+        "shrink": lambda: os.ftruncate(fd, 10),
+        "grow": lambda: os.ftruncate(fd, blob.size + 4096),
+        "map for writing": lambda: mmap.mmap(fd, blob.size, flags=mmap.MAP_SHARED,
+                                             prot=mmap.PROT_READ | mmap.PROT_WRITE),
+        "change the seals": lambda: fcntl.fcntl(fd, fcntl.F_ADD_SEALS, fcntl.F_SEAL_GROW),
+    }
+    refused = {}
+    for what, attempt in attempts.items():
+        try:
+            attempt()
+            refused[what] = False
+        except OSError:
+            refused[what] = True
+    assert refused == dict.fromkeys(attempts, True)
+    assert fcntl.fcntl(fd, fcntl.F_GET_SEALS) & fcntl.F_SEAL_WRITE   # the attempts ran on the file
+    (_, got), = reader.feed(chunk, [fd])
+    assert np.array_equal(wire.load_array(got[0]), np.ones((600, 600)))
+
+
+def test_the_supervisor_side_never_takes_a_file_from_a_job():
+    """Does a frame that claims a shared blob, sent toward the supervisor (whose reader takes no
+    fds), fail as a broken frame instead of mapping anything?"""
+    blob = wire.SharedBlob(_saved(np.ones((600, 600))))
+    frame = wire.encode_frame({"op": "case_done"}, [blob])
+    with pytest.raises(wire.WireError):
+        wire.FrameReader().feed(frame, [blob.fd])

@@ -251,7 +251,7 @@ class Executor:
     a score: no plan, no other case's inputs, no oracle, no clock."""
 
     def __init__(self, chan, probes, base_ns):
-        self.chan, self.reader = chan, wire.FrameReader()
+        self.chan, self.reader = chan, wire.FrameReader(accept_fds=True)
         self.probes = probes
         import builtins
         self.ns = {"__name__": "__main__", "__builtins__": builtins}
@@ -789,6 +789,7 @@ class Job:
 
     def send(self, header, blobs=(), deadline=None):
         data = memoryview(wire.encode_frame(header, blobs))
+        fds = wire.frame_fds(blobs)   # sent with the frame's first byte
         deadline = deadline or time.monotonic() + 30
         while data:
             if time.monotonic() > deadline:
@@ -800,7 +801,11 @@ class Job:
                 self._read_reports()
             if self.chan in w[1]:
                 try:
-                    data = data[self.chan.send(data):]
+                    if fds:
+                        data = data[self.chan.sendmsg([data], wire.rights(fds)):]
+                        fds = []
+                    else:
+                        data = data[self.chan.send(data):]
                 except BlockingIOError:
                     pass
                 except OSError as exc:
@@ -1269,7 +1274,7 @@ class Supervisor:
         for name in sorted(os.listdir(folder)):
             if name.endswith(".npy"):
                 with open(os.path.join(folder, name), "rb") as f:
-                    self.inputs[name[:-4]] = f.read()
+                    self.inputs[name[:-4]] = wire.shareable(f.read())
         if request.get("oracles"):
             module = types.ModuleType("oracles")
             exec(compile(request["oracles"], "<oracles>", "exec"), module.__dict__)  # noqa: S102
