@@ -51,3 +51,64 @@ def cases_and_inputs(folder: str | Path):
     cases = load(folder, "cases").all_cases()
     reference = load(folder, "reference") if (Path(folder) / "reference.py").is_file() else None
     return cases, getattr(reference, "inputs", lambda case: case.make_inputs())
+
+
+def constant(folder: str | Path, module: str, name: str):
+    """A module-level constant of one of the assignment's modules, read from its text without
+    running it: the probes import torch, which the trusted side otherwise never needs."""
+    import ast
+    tree = ast.parse((Path(folder) / f"{module}.py").read_text())
+    for node in tree.body:
+        if isinstance(node, ast.Assign) and any(isinstance(t, ast.Name) and t.id == name for t in node.targets):
+            return ast.literal_eval(node.value)
+    raise LookupError(f"{module}.py sets no constant {name}")
+
+
+
+# --- what an assignment computes once and keeps: its references -------------------------------
+CACHE_DIR = Path(__file__).resolve().parent.parent / ".kit" / "cache"
+# What a cached computation may depend on besides the folder's own code.
+_CACHE_PACKAGES = ("numpy", "torch")
+
+
+def _cache_digest(folder: Path, name: str) -> str:
+    from importlib import metadata
+    h = hashlib.sha256(f"{name}\0{sys.version}\0".encode())
+    for dist in _CACHE_PACKAGES:
+        try:
+            h.update(f"{dist}={metadata.version(dist)}\0".encode())
+        except metadata.PackageNotFoundError:
+            h.update(f"{dist}=none\0".encode())
+    for path in sorted(folder.glob("*.py")):
+        h.update(path.name.encode() + b"\0" + path.read_bytes() + b"\0")
+    return h.hexdigest()[:24]
+
+
+def cached_arrays(folder: str | Path, name: str, compute) -> dict:
+    """`compute()` (a dict of plain numeric arrays), kept in the kit's .kit/cache under a hash of
+    the assignment folder's code, Python's version and numpy's and torch's: a worker that finds
+    it pays neither the computation nor its imports (torch: a second of every engine start).
+    The cache is on the trusted side only (the sandbox never sees the kit's folder); a file that
+    cannot be read is computed again, and one that cannot be written is simply not kept."""
+    import io
+    import zipfile
+
+    import numpy as np
+
+    from .safe_files import atomic_write
+    folder = Path(folder).resolve()
+    path = CACHE_DIR / f"{package_name(folder)}-{name}-{_cache_digest(folder, name)}.npz"
+    try:
+        with np.load(path, allow_pickle=False) as stored:
+            return {key: stored[key] for key in stored.files}
+    except (OSError, ValueError, EOFError, zipfile.BadZipFile):
+        pass
+    arrays = compute()
+    buf = io.BytesIO()
+    np.savez(buf, **arrays)
+    try:
+        CACHE_DIR.mkdir(parents=True, exist_ok=True)
+        atomic_write(path, buf.getvalue())
+    except OSError:
+        pass
+    return arrays

@@ -204,8 +204,8 @@ def _setup_errors(nb, run: list[int], executed: set[int], checks: dict[str, Chec
             if error:
                 gid = grade_id(nb.cells[i])
                 found.append(f"cell {i + 1}{f' ({gid})' if gid else ''} raised {error[0]}")
-    if any("digits.npz" in e or "gbcheck" in e for e in found):
-        found.append("run the check from the folder that holds the notebook, gbcheck.py and digits.npz.")
+    if any("digits.npz" in e or "gbcheck" in e or "gbexplain" in e for e in found):
+        found.append("run the check from the folder that holds the notebook, gbcheck.py, gbexplain.py and digits.npz.")
     return found
 
 

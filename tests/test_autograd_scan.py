@@ -141,3 +141,24 @@ ESCAPES = {
 def test_escapes_a_reviewer_found_are_findings(name):
     """Are the checker escapes found in review now findings?"""
     assert "unverifiable" in {f.kind for f in scan(ESCAPES[name], modules=LOCKED)}
+
+
+def test_the_written_list_of_module_valued_names_is_what_the_libraries_hold():
+    """Is LISTED_MODULE_NAMES exactly the names of the explicit lists that are modules in the
+    installed torch, numpy and the rest (the scanner no longer imports them to ask)?"""
+    import importlib
+    import types
+
+    from autograder import autograd_scan
+    found, unimportable = set(), set()
+    for module, names in [*autograd_scan.ALLOWED_MODULES.items(), *autograd_scan.AUTOGRAD_MODULE_ATTRS.items()]:
+        if names is None:
+            continue
+        try:
+            mod = importlib.import_module(module)
+        except ImportError:
+            unimportable.add(module)
+            continue
+        found |= {f"{module}.{n}" for n in names if isinstance(getattr(mod, n, None), types.ModuleType)}
+    assert "torch" not in unimportable and "torch.nn" not in unimportable   # the check really ran
+    assert found == {n for n in autograd_scan.LISTED_MODULE_NAMES if n.rpartition(".")[0] not in unimportable}

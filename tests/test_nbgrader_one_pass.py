@@ -43,7 +43,7 @@ def test_one_pass_keeps_late_penalties_timestamps_and_copies(tmp_path):
     assert {s: stored[s][:19] for s in stamps} == {s: t[:19] for s, t in stamps.items()}
     for student in stamps:
         folder = course / "autograded" / student / ASSIGNMENT
-        assert {"gbcheck.py", "digits.npz", "timestamp.txt", f"{ASSIGNMENT}.ipynb"} <= \
+        assert {"gbcheck.py", "gbexplain.py", "digits.npz", "timestamp.txt", f"{ASSIGNMENT}.ipynb"} <= \
             {p.name for p in folder.iterdir()}
 
     # up to date, or regraded when the kit changed in between: the same rows either way

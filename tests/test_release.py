@@ -58,8 +58,8 @@ def test_release_holds_no_solution_line(source_nb, release_nb):
 
 
 def test_public_checks_hold_no_solution_line(source_nb):
-    """Does the shipped gbcheck.py stay free of every distinctive solution line (it compares with autograd)?"""
-    shipped = stripped_lines((SOURCE_DIR / "gbcheck.py").read_text())
+    """Do the shipped gbcheck.py and gbexplain.py stay free of every distinctive solution line (they compare with autograd)?"""
+    shipped = stripped_lines((SOURCE_DIR / "gbcheck.py").read_text() + "\n" + (SOURCE_DIR / "gbexplain.py").read_text())
     leaked = {gid: sorted(lines & shipped) for gid, lines in distinctive_solution_lines(source_nb).items()
               if lines & shipped}
     assert leaked == {}
@@ -95,9 +95,9 @@ def test_release_keeps_cells_and_metadata_of_the_source(source_nb, release_nb):
 
 
 def test_release_folder_ships_the_public_checks_and_the_data():
-    """Does the release folder hold the notebook, gbcheck.py, digits.npz and DATA_LICENSE.md, and no more?"""
+    """Does the release folder hold the notebook, gbcheck.py (with gbexplain.py, its messages), digits.npz and DATA_LICENSE.md, and no more?"""
     names = sorted(p.name for p in RELEASE_DIR.iterdir())
-    assert names == ["DATA_LICENSE.md", "digits.npz", "gbcheck.py", "gradient_backward.ipynb"]
+    assert names == ["DATA_LICENSE.md", "digits.npz", "gbcheck.py", "gbexplain.py", "gradient_backward.ipynb"]
 
 
 @pytest.fixture(scope="module")

@@ -21,7 +21,7 @@ WRONG_MSE_GRAD = ("def mse_grad(inp, targ):\n"
 def _release_folder(folder: Path) -> Path:
     """What a student has: the notebook's companions next to it."""
     folder.mkdir(parents=True, exist_ok=True)
-    for name in ("gbcheck.py", "digits.npz"):
+    for name in ("gbcheck.py", "gbexplain.py", "digits.npz"):
         shutil.copy(SOURCE_DIR / name, folder / name)
     return folder
 

@@ -59,7 +59,7 @@ def test_inputs_and_references_are_deterministic(case):
     assert first.keys() == second.keys()
     for k in first:
         assert first[k].dtype == np.dtype(case.dtype) and np.array_equal(first[k], second[k]), k
-    again = reference.expected.__wrapped__(case)
+    again = reference._computed(case)     # a fresh autograd computation, not the kit's cache
     for k, v in reference.expected(case).items():
         assert v.dtype == np.float64 and np.array_equal(v, again[k]), k
 
@@ -127,3 +127,40 @@ def test_probes_import_only_stdlib_numpy_and_torch():
     roots = {a.name.split(".")[0] for n in ast.walk(tree) if isinstance(n, ast.Import) for a in n.names}
     roots |= {n.module.split(".")[0] for n in ast.walk(tree) if isinstance(n, ast.ImportFrom)}
     assert roots <= {"contextlib", "json", "traceback", "numpy", "torch"}, roots
+
+
+def test_cached_references_equal_a_fresh_autograd_computation_for_every_case():
+    """Are the references the kit keeps in .kit/cache (read by every warm worker) bit for bit
+    those autograd computes now, for every case, the memory case's cut rows included?"""
+    cached = reference._all_expected()
+    assert set(cached) == {c.id for c in ALL}
+    for case in ALL:
+        fresh = reference._computed(case)
+        assert cached[case.id].keys() == fresh.keys(), case.id
+        for k, v in fresh.items():
+            assert np.array_equal(cached[case.id][k], v), (case.id, k)
+
+
+def test_the_cache_is_computed_once_per_version_of_the_assignments_code(tmp_path, monkeypatch):
+    """Is a cached computation reused while the folder's code is unchanged, computed again once
+    a module changes, and computed again (never trusted) when its file is unreadable?"""
+    from autograder import assignment
+    monkeypatch.setattr(assignment, "CACHE_DIR", tmp_path / "cache")
+    folder = tmp_path / "a"
+    folder.mkdir()
+    (folder / "cases.py").write_text("N = 3\n")
+    calls = []
+
+    def compute():
+        calls.append(1)
+        return {"x": np.arange(4.0) * len(calls)}
+
+    first = assignment.cached_arrays(folder, "expected", compute)
+    second = assignment.cached_arrays(folder, "expected", compute)
+    assert len(calls) == 1 and np.array_equal(first["x"], second["x"])
+    (folder / "cases.py").write_text("N = 4\n")
+    assert np.array_equal(assignment.cached_arrays(folder, "expected", compute)["x"], np.arange(4.0) * 2)
+    for stored in (tmp_path / "cache").glob("*.npz"):
+        stored.write_bytes(b"not a zip")
+    assert np.array_equal(assignment.cached_arrays(folder, "expected", compute)["x"], np.arange(4.0) * 3)
+    assert len(calls) == 3
