@@ -108,7 +108,9 @@ for _ in sys.stdin:
         os.waitpid(pid, 0)
         continue
     store = ResultStore({root!r}, fingerprint="fp")
-    i = 0
+    store.save("same-id", big.replace(output="0"), key="k0")
+    print("saved", flush=True)   # one whole save before any kill: the store is never empty
+    i = 1
     while True:
         store.save("same-id", big.replace(output=str(i)), key=f"k{{i % 7}}")
         i += 1
@@ -126,6 +128,7 @@ def test_a_kill_9_mid_save_never_leaves_a_torn_file(tmp_path):
             server.stdin.write(b"go\n")
             server.stdin.flush()
             writer = int(server.stdout.readline())
+            assert server.stdout.readline().strip() == b"saved"
             time.sleep(0.05 + 0.037 * attempt)
             os.kill(writer, signal.SIGKILL)
             rec = ResultStore(root, fingerprint="fp").record("same-id")
