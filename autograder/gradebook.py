@@ -41,6 +41,18 @@ def grade_rows(db: Path, assignment: str) -> list[GradeRow]:
         con.close()
 
 
+def assignment_names(db: Path) -> list[str]:
+    """The assignments gradebook.db at `db` knows (released with `make release`), sorted; none
+    when there is no gradebook yet."""
+    if not Path(db).exists():
+        return []
+    con = sqlite3.connect(f"file:{db}?mode=ro", uri=True)
+    try:
+        return sorted(name for (name,) in con.execute("SELECT name FROM assignment"))
+    finally:
+        con.close()
+
+
 def cell_score(auto: float | None, manual: float | None, extra_credit: float | None) -> float | None:
     """The score nbgrader gives a cell (its `Grade.score`): a grader's manual score, else the
     autograder's, plus any extra credit; None when neither was given (no score yet), which

@@ -19,6 +19,12 @@ _KEYS = "by-key"          # key -> id pointers, so a cache lookup is one file re
 _UNSAFE = re.compile(r"[^A-Za-z0-9._-]+")
 
 
+def results_dir(course: Path) -> Path:
+    """Where the engine's results for an nbgrader course are stored (`autograde` pre-grades
+    into it; its nbgrader step reads them back)."""
+    return Path(course) / ".kit" / "results"
+
+
 @dataclass(frozen=True)
 class Record:
     """One stored result with what it is valid for."""

@@ -17,13 +17,9 @@ from nbgrader.preprocessors import ClearHiddenTests, NbGraderPreprocessor
 from .. import rubric as rubric_mod
 from ..notebook import declared_cell_index
 from ..scoring import PartResult, Result
+from ..store import results_dir
 
 log = logging.getLogger(__name__)
-
-
-def results_dir(course: Path) -> Path:
-    """Where the engine's results for a course are stored (`autograde` pre-grades into it)."""
-    return Path(course) / ".kit" / "results"
 
 
 def _coursedir_of(pp: NbGraderPreprocessor) -> CourseDirectory:

@@ -17,13 +17,6 @@ def db_url(course: Path) -> str:
     return f"sqlite:///{Path(course).resolve() / 'gradebook.db'}"
 
 
-def known_assignments(course: Path) -> list[str]:
-    if not (Path(course) / "gradebook.db").exists():
-        return []
-    with Gradebook(db_url(course)) as gb:
-        return sorted(a.name for a in gb.assignments)
-
-
 def gradebook_id(course: Path, assignment: str) -> str:
     """The assignment row's id: a new gradebook.db gets a new one, so old ledgers stop matching."""
     with Gradebook(db_url(course)) as gb:

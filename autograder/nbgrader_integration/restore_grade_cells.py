@@ -1,6 +1,8 @@
 """RestoreGradeCells: every cell of a submission put back in the role the source notebook gave it, before OverwriteCells."""
 from __future__ import annotations
 
+from types import SimpleNamespace
+
 import nbformat
 from nbformat.notebooknode import NotebookNode
 
@@ -18,14 +20,24 @@ class RestoreGradeCells(NbGraderPreprocessor):
 
     def preprocess(self, nb: NotebookNode, resources: dict):
         info = resources["nbgrader"]
-        with Gradebook(info["db_url"]) as gb:
-            source = gb.find_notebook(info["notebook"], info["assignment"])
-            roles = _source_roles(source)
-            source_cells = {c.name: c for c in source.source_cells}
+        roles, source_cells = self._source(info["db_url"], info["notebook"], info["assignment"])
         for cell in nb.cells:
             self._reset_role(cell, roles)
         _insert_missing(nb, roles, source_cells, self.log)
         return nb, resources
+
+    def _source(self, db_url: str, notebook: str, assignment: str):
+        """The source notebook's roles and cells, read from the gradebook once per converter run
+        (a cohort's run converts every student with this one instance; a release between two
+        runs is always seen)."""
+        cache = self.__dict__.setdefault("_sources", {})
+        if (db_url, notebook, assignment) not in cache:
+            with Gradebook(db_url) as gb:
+                source = gb.find_notebook(notebook, assignment)
+                cells = {c.name: SimpleNamespace(name=c.name, source=c.source, checksum=c.checksum,
+                                                 cell_type=c.cell_type) for c in source.source_cells}
+                cache[db_url, notebook, assignment] = (_source_roles(source), cells)
+        return cache[db_url, notebook, assignment]
 
     def _reset_role(self, cell: NotebookNode, roles: dict[str, dict]) -> None:
         meta = cell.get("metadata", {}).get("nbgrader")
