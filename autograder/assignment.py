@@ -11,6 +11,8 @@ import threading
 from pathlib import Path
 from types import ModuleType
 
+from .rubric import KIT_ROOT
+
 PREFIX = "_assignment_"
 _lock = threading.Lock()
 
@@ -64,9 +66,8 @@ def constant(folder: str | Path, module: str, name: str):
     raise LookupError(f"{module}.py sets no constant {name}")
 
 
-
 # --- what an assignment computes once and keeps: its references -------------------------------
-CACHE_DIR = Path(__file__).resolve().parent.parent / ".kit" / "cache"
+CACHE_DIR = KIT_ROOT / ".kit" / "cache"
 # What a cached computation may depend on besides the folder's own code.
 _CACHE_PACKAGES = ("numpy", "torch")
 

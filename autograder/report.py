@@ -15,6 +15,7 @@ from . import diagnose
 from . import gradebook as gradebook_db
 from . import rubric as rubric_mod
 from .rubric import Rubric
+from .store import results_dir
 from .scoring import Result
 from .store import ResultStore
 
@@ -294,7 +295,7 @@ def render(rubric: Rubric, students: list[Student], titles: dict[str, str], *,
 def build(course: Path, assignment: str, out: Path, results: Path | None = None) -> Path:
     rubric = rubric_mod.load(assignment)
     db = course / "gradebook.db"
-    results = results or course / ".kit" / "results"
+    results = results or results_dir(course)
     gradebook = read_gradebook(db, rubric)
     stored = read_results(results)
     students = merge(rubric, gradebook, stored)

@@ -71,13 +71,13 @@ TOGETHER = {"cli_grade_of_source": ["test_engine.py::test_cli_grades_source_full
 # an INDEPENDENT module, of each of its tests) measured with `--durations=0` on a busy machine;
 # unlisted: short.
 WEIGHT = {
-    "test_lab_browser": 95, "test_attacks": 70, "test_attacks::gains_nothing": 50,
-    "test_batch::cohort": 70, "test_nbgrader_exchange": 61, "test_nbgrader_autograde": 60,
-    "test_intake_collect": 49, "test_corpus": 48, "test_intake_html": 42, "test_gradescope": 33,
-    "test_batch::hang": 30, "test_store": 28, "test_intake_grading": 23, "test_notebook_source": 20,
-    "test_nbgrader_collect": 19, "test_self_check::troubled_check": 18, "test_nbgrader_one_pass": 15,
-    "test_report": 14, "test_ci_template": 13, "test_cohort_attacks": 13, "test_self_check": 10,
-    "test_second_assignment": 8, "cli_grade_of_source": 12, "test_engine": 5, "test_startup": 5, "test_release": 5,
+    "test_lab_browser": 62, "test_nbgrader_exchange": 42, "test_nbgrader_autograde": 39,
+    "test_attacks": 26, "test_attacks::gains_nothing": 24, "test_batch::cohort": 22,
+    "test_intake_html": 19, "test_corpus": 17, "test_batch::hang": 16, "test_self_check::troubled_check": 16,
+    "test_intake_collect": 15, "test_nbgrader_collect": 15, "test_gradescope": 13, "test_report": 11,
+    "test_intake_grading": 10, "test_notebook_source": 10, "test_self_check": 9, "test_ci_template": 8,
+    "test_nbgrader_one_pass": 7, "test_cohort_attacks": 5, "test_release": 4, "test_second_assignment": 3,
+    "test_store": 3, "cli_grade_of_source": 3, "test_engine": 2, "test_startup": 1,
 }
 
 
