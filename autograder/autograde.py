@@ -56,27 +56,23 @@ def autograde(course: Path, assignment: str, *, jobs: int = 0, progress: str = "
         return {"graded": 0, "skipped": 0, "failed": []}
     store = ResultStore(results_dir(course), assignment=assignment)
     t0 = time.monotonic()
-    # nbgrader takes 1.5 s to import: paid while the engine's workers grade, not after them.
-    warm = threading.Thread(target=_import_nbgrader_step, name="import-nbgrader", daemon=True)
-    warm.start()
-    pregrade(subs, store, jobs=jobs, progress=progress)
-    warm.join()
-    t1, c1 = time.monotonic(), time.process_time()
-    from .nbgrader_integration.gradebook_api import backup_gradebook
-    backup = backup_gradebook(course)
-    if backup:
-        log.info("gradebook backed up to %s", backup.name)
-    counts = run_nbgrader(course, assignment, subs, store)
-    log.info("engine %.0f s, nbgrader %.0f s (%.1f CPU s in this process)", t1 - t0,
-             time.monotonic() - t1, time.process_time() - c1)
+    engine = EngineRun(subs, store, jobs=jobs, progress=progress)
+    engine.start()
+    try:
+        from .nbgrader_integration.gradebook_api import backup_gradebook
+        backup = backup_gradebook(course)
+        if backup:
+            log.info("gradebook backed up to %s", backup.name)
+        t1, c1 = time.monotonic(), time.process_time()
+        counts = run_nbgrader(course, assignment, subs, store, engine.wait_for)
+    finally:
+        engine.join()
+    if engine.error is not None:
+        raise engine.error
+    log.info("engine %.0f s, nbgrader %.0f s (%.1f CPU s in this process), side by side: "
+             "%.0f s in all", engine.seconds, time.monotonic() - t1, time.process_time() - c1,
+             time.monotonic() - t0)
     return counts
-
-
-def _import_nbgrader_step() -> None:
-    import importlib
-    for module in ("gradebook_api", "cohort_autograde", "shared_gradebook", "engine_grades",
-                   "restore_grade_cells", "clean_submission", "check_cell_metadata"):
-        importlib.import_module(f"autograder.nbgrader_integration.{module}")
 
 
 def check_assignment(course: Path, assignment: str, known: list[str]) -> None:
@@ -181,10 +177,41 @@ def normalize_for_nbgrader(nb: Path) -> bool:
 def pregrade(subs: list[Submission], store: ResultStore, *, jobs: int, progress: str) -> None:
     """Grades every gradable notebook with the engine, in parallel, into the store."""
     from .batch import grade_many
-    items = [(s.student, s.notebook) for s in subs if s.notebook is not None]
+    items = sorted((s.student, s.notebook) for s in subs if s.notebook is not None)
     if items:
         log.info("grading %d submissions with the engine (%s workers)", len(items), jobs or "auto")
         grade_many(items, jobs=jobs, store=store, progress=progress)
+
+
+class EngineRun(threading.Thread):
+    """The engine's grading of the cohort (pregrade), in the background: nbgrader's pass takes
+    each student as soon as that student's result is stored, in the same order, so the two
+    share the machine instead of running one after the other."""
+
+    def __init__(self, subs: list[Submission], store: ResultStore, *, jobs: int, progress: str):
+        super().__init__(name="engine", daemon=True)
+        self.subs, self.store, self.jobs, self.progress = subs, store, jobs, progress
+        self.error: BaseException | None = None
+        self.seconds = 0.0
+
+    def run(self) -> None:
+        started = time.monotonic()
+        try:
+            pregrade(self.subs, self.store, jobs=self.jobs, progress=self.progress)
+        except BaseException as exc:  # noqa: BLE001 - raised again by autograde() after nbgrader's pass
+            self.error = exc
+        finally:
+            self.seconds = time.monotonic() - started
+
+    def wait_for(self, sub: Submission) -> bool:
+        """Waits until the engine's result for `sub` is stored; False when the engine stopped
+        without it (it could not start: nothing more is converted)."""
+        key = key_of(sub.notebook, self.store.fingerprint, self.store.assignment)
+        while self.store.find_key(key) is None:
+            if not self.is_alive():
+                return self.error is None and self.store.find_key(key) is not None
+            time.sleep(0.02)
+        return True
 
 
 # --- nbgrader, one student at a time, with a ledger of what is done ---------------------------
@@ -216,10 +243,12 @@ def state_key(sub: Submission, store: ResultStore, gradebook_id: str) -> str:
     return h.hexdigest()
 
 
-def run_nbgrader(course: Path, assignment: str, subs: list[Submission], store: ResultStore) -> dict:
+def run_nbgrader(course: Path, assignment: str, subs: list[Submission], store: ResultStore,
+                 wait_for=None) -> dict:
     """One pass of nbgrader over every student not up to date: one converter, one gradebook
     session (nbgrader_integration: CohortAutograde, shared_gradebook). The ledger is written as each student is stored,
-    so a kill -9 loses at most the student in progress."""
+    so a kill -9 loses at most the student in progress. `wait_for(sub)`, when given, is asked
+    before each student is converted: it waits for the engine's result (False: never coming)."""
     from .nbgrader_integration import gradebook_api as gb
     from .nbgrader_integration.cohort_autograde import autograde_cohort
     from .nbgrader_integration.shared_gradebook import shared_gradebook
@@ -230,18 +259,24 @@ def run_nbgrader(course: Path, assignment: str, subs: list[Submission], store: R
         gb_id = gb.gradebook_id(course, assignment)
         present = gb.submitted_students(course, assignment)
         keys, pending = {}, {}
-        for sub in subs:
-            keys[sub.student] = key = state_key(sub, store, gb_id)
-            if ledger.get(sub.student, {}).get("key") == key and sub.student in present:
-                counts["skipped"] += 1
-                continue
+
+        def zero(sub: Submission) -> bool:
+            """Scores 0 with the reason a notebook nbgrader never opens (None: it is converted)."""
             reason = _zero_reason(sub, store)
-            if reason is None:
-                pending[sub.student] = sub
-                continue
-            gb.record_zero(course, assignment, sub.student, reason)
-            durable()
-            _done(ledger, path, sub.student, key, counts)
+            if reason is not None:
+                gb.record_zero(course, assignment, sub.student, reason)
+                durable()
+                _done(ledger, path, sub.student, keys[sub.student], counts)
+            return reason is not None
+
+        def ready(student: str) -> bool:
+            sub = pending[student]
+            if not wait_for(sub):
+                return False              # left pending: reported as failed below
+            if zero(sub):
+                del pending[student]
+                return False
+            return True
 
         def stored(student: str) -> None:
             result = store.load(student)
@@ -252,7 +287,19 @@ def run_nbgrader(course: Path, assignment: str, subs: list[Submission], store: R
             _done(ledger, path, student, keys[student], counts)
             del pending[student]
 
-        out = autograde_cohort(course, assignment, sorted(pending), stored)
+        for sub in subs:
+            keys[sub.student] = key = state_key(sub, store, gb_id)
+            if ledger.get(sub.student, {}).get("key") == key and sub.student in present:
+                counts["skipped"] += 1
+                continue
+            if sub.notebook is not None and wait_for is not None:
+                pending[sub.student] = sub     # its result may still be on its way: see ready()
+                continue
+            if not zero(sub):
+                pending[sub.student] = sub
+
+        out = autograde_cohort(course, assignment, sorted(pending), stored,
+                               ready if wait_for is not None else None)
     for student in sorted(pending):           # what nbgrader could not store
         counts["failed"].append(student)
     if counts["failed"]:

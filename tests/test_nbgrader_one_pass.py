@@ -60,3 +60,34 @@ def _rows(course):
                JOIN submitted_assignment sa ON sn.assignment_id = sa.id""").fetchall())
     finally:
         con.close()
+
+
+def test_the_pass_converts_a_student_only_once_the_engines_result_is_there(tmp_path, shared_engine):
+    """With nbgrader's pass running beside the engine: is a student whose result is stored
+    converted and scored, and one whose result never comes (the engine stopped) left out,
+    reported failed and not marked done, so that the next run grades it?"""
+    from autograder import autograde
+    from autograder.identity import key_of
+    from autograder.store import ResultStore, results_dir
+    course = new_course(tmp_path)
+    full = samples_module().notebook(release=release_nb(course))
+    for student in ("graded", "never"):
+        submit(course, student, full)
+    subs = autograde.discover(course, ASSIGNMENT)
+    store = ResultStore(results_dir(course), assignment=ASSIGNMENT)
+    graded = next(s for s in subs if s.student == "graded")
+    store.save("graded", shared_engine.grade(graded.notebook),
+               key=key_of(graded.notebook, store.fingerprint, ASSIGNMENT))
+    asked = []
+
+    def wait_for(sub):
+        asked.append(sub.student)
+        return sub.student == "graded"
+
+    counts = autograde.run_nbgrader(course, ASSIGNMENT, subs, store, wait_for)
+    assert asked == ["graded", "never"]                   # in order, each before its conversion
+    assert counts["graded"] == 1 and counts["failed"] == ["never"]
+    assert (course / "autograded" / "graded" / ASSIGNMENT / f"{ASSIGNMENT}.ipynb").is_file()
+    assert not (course / "autograded" / "never").exists()
+    assert set(autograde.read_ledger(autograde.ledger_path(course, ASSIGNMENT))) == {"graded"}
+    assert sum(r[3] for r in _rows(course) if r[0] == "graded") == 100

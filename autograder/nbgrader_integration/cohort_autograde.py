@@ -18,6 +18,9 @@ class CohortAutograde(Autograde):
     students = Set(Unicode(), help="student ids to autograde; every other submission is left as it is")
     on_done = Callable(allow_none=True, default_value=None,
                        help="called with a student id once that student's notebooks are stored")
+    ready = Callable(allow_none=True, default_value=None,
+                     help="called with a student id before that student is converted; False skips "
+                          "the student (it may wait, e.g. for the engine's result)")
 
     def __init__(self, **kw):
         super().__init__(**kw)
@@ -26,6 +29,8 @@ class CohortAutograde(Autograde):
     def init_destination(self, assignment_id: str, student_id: str) -> bool:
         if student_id not in self.students:
             return False          # up to date, or scored 0 without nbgrader: not touched
+        if self.ready is not None and not self.ready(student_id):
+            return False
         return super().init_destination(assignment_id, student_id)
 
     def init_assignment(self, assignment_id: str, student_id: str) -> None:
@@ -41,15 +46,16 @@ class CohortAutograde(Autograde):
             self._current = None
 
 
-def autograde_cohort(course: Path, assignment: str, students: list[str], on_done) -> dict:
-    """Runs CohortAutograde; `on_done(student)` is called as each student's notebooks are
-    stored. Returns nbgrader's outcome (`success`, and `log`/`error` when it failed)."""
+def autograde_cohort(course: Path, assignment: str, students: list[str], on_done, ready=None) -> dict:
+    """Runs CohortAutograde; `ready(student)` is asked before each student (False skips it),
+    and `on_done(student)` is called as each student's notebooks are stored. Returns
+    nbgrader's outcome (`success`, and `log`/`error` when it failed)."""
     from nbgrader.utils import capture_log, temp_attrs
     if not students:
         return {"success": True}
     api = open_api(course)
     with temp_attrs(api.coursedir, assignment_id=assignment, student_id="*"):
-        app = CohortAutograde(students=set(students), on_done=on_done,
+        app = CohortAutograde(students=set(students), on_done=on_done, ready=ready,
                               coursedir=api.coursedir, parent=api)
         app.force = True
         app.create_student = True
