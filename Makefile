@@ -15,6 +15,9 @@ $(STAMP): requirements.txt constraints.txt pyproject.toml
 	@test -x $(BIN)/python || $(PY) -m venv $(VENV)
 	$(BIN)/pip install --disable-pip-version-check -q -r requirements.txt -c constraints.txt
 	$(BIN)/pip install --disable-pip-version-check -q --no-deps --no-build-isolation -e .
+	@# autograder/lean.py's trim for every process of this venv (nbgrader, jupyter, nbconvert):
+	@# each would otherwise compile an unused grammar for a second at start-up.
+	@echo 'import sys; sys.modules.setdefault("rfc3987_syntax", None)' > "$$($(BIN)/python -c 'import sysconfig; print(sysconfig.get_paths()["purelib"])')/kit_lean.pth"
 	@touch $@
 
 check-bwrap:
