@@ -30,7 +30,9 @@ class Engine:
     """A warm sandbox plus the assignment's suites; grades submissions one at a time."""
 
     def __init__(self, assignment: str = "gradient_backward", *, limits: Limits | None = None,
-                 level: str | None = None):
+                 level: str | None = None, many: bool = True):
+        """`many=False`: this engine grades one submission (a cold `grade`), so its sandbox
+        skips what only pays off over many."""
         clock = _Clock()
         self.timings = clock.phases
         self.assignment = assignment
@@ -47,7 +49,8 @@ class Engine:
                                workdir_files=list(self.rubric.sandbox_files), limits=self.limits,
                                level=level, prefix=self._locked_prefix(),
                                oracles_source=oracles.read_text() if oracles.is_file() else "",
-                               oracle_parts=[p.part for p in self.rubric.parts if p.oracles])
+                               oracle_parts=[p.part for p in self.rubric.parts if p.oracles],
+                               many=many)
         clock.mark("sandbox_launch")
         try:
             self.cases, self._make_inputs = assignment_mod.cases_and_inputs(folder)
@@ -428,7 +431,7 @@ def grade_notebook(path, assignment: str = "gradient_backward", *, timings: dict
         if deliver:
             deliver(result)
     else:
-        engine = Engine(assignment, **kw)
+        engine = Engine(assignment, many=False, **kw)
         try:
             clock.phases.update(engine.timings)
             clock.mark("engine_start")

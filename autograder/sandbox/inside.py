@@ -576,7 +576,8 @@ class Template:
         self.keep = _kept_under_tmp()
         gc.collect()
         gc.freeze()  # forked jobs neither traverse nor copy-on-write these objects for GC
-        _huge_pages()
+        if request.get("huge_pages", True):
+            _huge_pages()
 
     def _run_prefix(self, sources):
         """The instructor's leading locked cells (imports, data, weights) run once, here."""
