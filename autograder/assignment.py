@@ -101,8 +101,12 @@ def cached_arrays(folder: str | Path, name: str, compute) -> dict:
     path = CACHE_DIR / f"{package_name(folder)}-{name}-{_cache_digest(folder, name)}.npz"
     try:
         with np.load(path, allow_pickle=False) as stored:
-            return {key: stored[key] for key in stored.files}
-    except (OSError, ValueError, EOFError, zipfile.BadZipFile):
+            found = {key: stored[key] for key in stored.files}
+        # a member that is not a plain numeric array (np.load hands back raw bytes for one
+        # without the .npy header) makes the whole file unreadable: computed again
+        if all(isinstance(v, np.ndarray) and v.dtype.kind in "biuf" for v in found.values()):
+            return found
+    except (OSError, ValueError, EOFError, MemoryError, zipfile.BadZipFile):
         pass
     arrays = compute()
     buf = io.BytesIO()

@@ -143,7 +143,8 @@ def test_cached_references_equal_a_fresh_autograd_computation_for_every_case():
 
 def test_the_cache_is_computed_once_per_version_of_the_assignments_code(tmp_path, monkeypatch):
     """Is a cached computation reused while the folder's code is unchanged, computed again once
-    a module changes, and computed again (never trusted) when its file is unreadable?"""
+    a module changes, and computed again (never trusted) when its file is unreadable or holds
+    something that is not a numeric array?"""
     from autograder import assignment
     monkeypatch.setattr(assignment, "CACHE_DIR", tmp_path / "cache")
     folder = tmp_path / "a"
@@ -163,4 +164,9 @@ def test_the_cache_is_computed_once_per_version_of_the_assignments_code(tmp_path
     for stored in (tmp_path / "cache").glob("*.npz"):
         stored.write_bytes(b"not a zip")
     assert np.array_equal(assignment.cached_arrays(folder, "expected", compute)["x"], np.arange(4.0) * 3)
-    assert len(calls) == 3
+    import zipfile
+    for stored in (tmp_path / "cache").glob("*.npz"):      # a member without the .npy header
+        with zipfile.ZipFile(stored, "w") as z:
+            z.writestr("x.npy", b"not an array")
+    assert np.array_equal(assignment.cached_arrays(folder, "expected", compute)["x"], np.arange(4.0) * 4)
+    assert len(calls) == 4

@@ -83,6 +83,30 @@ def test_a_large_input_arrives_as_a_read_only_file_with_the_same_array():
     assert wire.load_array(got[0]).flags.writeable
 
 
+def _punch_hole(fd, length):
+    """fallocate(FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE): zeroes a range without a write."""
+    import ctypes
+    libc = ctypes.CDLL(None, use_errno=True)
+    libc.fallocate.argtypes = [ctypes.c_int, ctypes.c_int, ctypes.c_long, ctypes.c_long]
+    if libc.fallocate(fd, 0x3, 0, length) != 0:
+        raise OSError(ctypes.get_errno(), "fallocate refused")
+
+
+def _mprotect_writable(fd, size):
+    """mmap the file read-only and shared, then ask mprotect for write access."""
+    import ctypes
+    import mmap
+    libc = ctypes.CDLL(None, use_errno=True)
+    libc.mmap.restype = ctypes.c_void_p
+    libc.mmap.argtypes = [ctypes.c_void_p, ctypes.c_size_t, ctypes.c_int, ctypes.c_int, ctypes.c_int, ctypes.c_long]
+    addr = libc.mmap(None, size, mmap.PROT_READ, mmap.MAP_SHARED, fd, 0)
+    assert addr not in (None, ctypes.c_void_p(-1).value)       # mapping it for reading is fine
+    libc.mprotect.argtypes = [ctypes.c_void_p, ctypes.c_size_t, ctypes.c_int]
+    if libc.mprotect(addr, size, mmap.PROT_READ | mmap.PROT_WRITE) != 0:
+        raise OSError(ctypes.get_errno(), "mprotect refused")
+    ctypes.memset(addr, 0x41, 1)                                # a write, had it been allowed
+
+
 def test_a_shared_input_cannot_be_changed_by_the_job_that_receives_it():
     """Can a process that received the file of a hidden input write, grow, shrink or unseal it
     (the same file serves the next submission)? Each attempt runs, and each is refused."""
@@ -103,6 +127,8 @@ def test_a_shared_input_cannot_be_changed_by_the_job_that_receives_it():
         "map for writing": lambda: mmap.mmap(fd, blob.size, flags=mmap.MAP_SHARED,
                                              prot=mmap.PROT_READ | mmap.PROT_WRITE),
         "change the seals": lambda: fcntl.fcntl(fd, fcntl.F_ADD_SEALS, fcntl.F_SEAL_GROW),
+        "map for reading, then make it writable": lambda: _mprotect_writable(fd, blob.size),
+        "punch a hole": lambda: _punch_hole(fd, 4096),
     }
     refused = {}
     for what, attempt in attempts.items():
