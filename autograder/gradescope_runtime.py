@@ -55,6 +55,14 @@ def run(root: Path) -> Path:
     return out
 
 
+def warm(root: Path) -> int:
+    """At image build (setup.sh): fill the kit's cache in the image, so that no submission's
+    trusted side imports torch to compute the references."""
+    from . import assignment, rubric
+    cfg = {**DEFAULTS, **_read_config(root / "source" / CONFIG)}
+    return assignment.warm_cache(rubric.load(cfg["assignment"]).folder)
+
+
 def _read_config(path: Path) -> dict:
     try:
         return json.loads(path.read_text(encoding="utf-8"))
@@ -62,10 +70,11 @@ def _read_config(path: Path) -> dict:
         return {}
 
 
-if __name__ == "__main__":  # `python -m autograder.gradescope_runtime run --root /autograder` (run_autograder)
+if __name__ == "__main__":  # `python -m autograder.gradescope_runtime run|warm --root /autograder`
     logging.basicConfig(level=logging.INFO, stream=sys.stderr,
                         format="%(levelname)s %(name)s: %(message)s")
     p = argparse.ArgumentParser(prog="python -m autograder.gradescope_runtime")
-    p.add_argument("action", choices=["run"])
+    p.add_argument("action", choices=["run", "warm"])
     p.add_argument("--root", default=os.environ.get("AUTOGRADER_ROOT", "/autograder"))
-    run(Path(p.parse_args().root))
+    args = p.parse_args()
+    {"run": run, "warm": warm}[args.action](Path(args.root))
