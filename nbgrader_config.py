@@ -35,7 +35,7 @@ c.Autograde.autograde_preprocessors = [
     "autograder.nbgrader_integration.check_cell_metadata.CheckCellMetadata",  # nbgrader's checks, schema compiled once
 ]
 c.OverwriteCells.add_missing_cells = True
-# nbconvert validates the whole notebook after every preprocessor (a fifth of each student's
+# nbconvert validates the whole notebook after every preprocessor (about 15% of each student's
 # autograde time); once, after the last one, checks the same notebook that is written.
 c.Exporter.optimistic_validation = True
 

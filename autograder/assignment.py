@@ -51,8 +51,12 @@ def cases_and_inputs(folder: str | Path):
     """The assignment's cases, and how a case's inputs are made (its `reference.inputs` when it
     has one: the suites' references cache the same inputs, so they are built once)."""
     cases = load(folder, "cases").all_cases()
-    reference = load(folder, "reference") if (Path(folder) / "reference.py").is_file() else None
-    return cases, getattr(reference, "inputs", lambda case: case.make_inputs())
+    return cases, getattr(_reference(folder), "inputs", lambda case: case.make_inputs())
+
+
+def _reference(folder: str | Path) -> ModuleType | None:
+    """The assignment's `reference` module, when it has one."""
+    return load(folder, "reference") if (Path(folder) / "reference.py").is_file() else None
 
 
 def constant(folder: str | Path, module: str, name: str):
@@ -72,7 +76,7 @@ def warm_cache(folder: str | Path) -> int:
     when its `reference` module has `expected`), e.g. while an autograder image is built, so
     that no submission pays for it. Returns how many cases it went through."""
     cases, _ = cases_and_inputs(folder)
-    reference = load(folder, "reference") if (Path(folder) / "reference.py").is_file() else None
+    reference = _reference(folder)
     if not hasattr(reference, "expected"):
         return 0
     for case in cases:

@@ -98,6 +98,7 @@ LISTED_MODULE_NAMES = frozenset({"torch.autograd", "torch.optim", "torch.linalg"
                                  "torch.testing", "torch.nn", "torch.nn.functional",
                                  "torch.nn.init", "numpy.random", "numpy.testing", "numpy.linalg",
                                  "matplotlib.pyplot.style"})
+_UNLISTED_MODULE_NAMES = LISTED_MODULE_NAMES - ALLOWED_MODULES.keys()
 
 
 @lru_cache(maxsize=None)
@@ -302,7 +303,7 @@ class _Checker:
     def attr_allowed(self, module, attr):
         if attr in ("__version__", "__name__", "__doc__"):
             return True  # strings, printed while debugging
-        if f"{module}.{attr}" in LISTED_MODULE_NAMES - ALLOWED_MODULES.keys():
+        if f"{module}.{attr}" in _UNLISTED_MODULE_NAMES:
             return False  # a module off the list would be looked through with object rules
         allowed = ALLOWED_MODULES.get(module, set())
         if self.autograd_allowed and attr in AUTOGRAD_MODULE_ATTRS.get(module, ()):

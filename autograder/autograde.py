@@ -244,11 +244,12 @@ def state_key(sub: Submission, store: ResultStore, gradebook_id: str) -> str:
 
 
 def run_nbgrader(course: Path, assignment: str, subs: list[Submission], store: ResultStore,
-                 wait_for=None) -> dict:
+                 wait_for) -> dict:
     """One pass of nbgrader over every student not up to date: one converter, one gradebook
-    session (nbgrader_integration: CohortAutograde, shared_gradebook). The ledger is written as each student is stored,
-    so a kill -9 loses at most the student in progress. `wait_for(sub)`, when given, is asked
-    before each student is converted: it waits for the engine's result (False: never coming)."""
+    session (nbgrader_integration: CohortAutograde, shared_gradebook). The ledger is written as
+    each student is stored, so a kill -9 loses at most the student in progress. `wait_for(sub)`
+    is asked before each student is converted: it waits for the engine's result (False: it is
+    never coming)."""
     from .nbgrader_integration import gradebook_api as gb
     from .nbgrader_integration.cohort_autograde import autograde_cohort
     from .nbgrader_integration.shared_gradebook import shared_gradebook
@@ -261,7 +262,7 @@ def run_nbgrader(course: Path, assignment: str, subs: list[Submission], store: R
         keys, pending = {}, {}
 
         def zero(sub: Submission) -> bool:
-            """Scores 0 with the reason a notebook nbgrader never opens (None: it is converted)."""
+            """Scores 0, with the reason, a notebook nbgrader never opens (False: it is converted)."""
             reason = _zero_reason(sub, store)
             if reason is not None:
                 gb.record_zero(course, assignment, sub.student, reason)
@@ -292,14 +293,12 @@ def run_nbgrader(course: Path, assignment: str, subs: list[Submission], store: R
             if ledger.get(sub.student, {}).get("key") == key and sub.student in present:
                 counts["skipped"] += 1
                 continue
-            if sub.notebook is not None and wait_for is not None:
+            if sub.notebook is None:
+                zero(sub)
+            else:
                 pending[sub.student] = sub     # its result may still be on its way: see ready()
-                continue
-            if not zero(sub):
-                pending[sub.student] = sub
 
-        out = autograde_cohort(course, assignment, sorted(pending), stored,
-                               ready if wait_for is not None else None)
+        out = autograde_cohort(course, assignment, sorted(pending), stored, ready)
     for student in sorted(pending):           # what nbgrader could not store
         counts["failed"].append(student)
     if counts["failed"]:
