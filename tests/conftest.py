@@ -32,11 +32,6 @@ def cli_grade_of_source():
                           capture_output=True, text=True, timeout=600, cwd=rubric.KIT_ROOT)
 
 
-# Engine-starting tests of tests/test_startup.py, which is being written alongside this file
-# and does not mark them yet: by name, so that `make test-fast` leaves them out.
-STARTS_AN_ENGINE = {"test_cli_prints_the_phases_of_a_cold_start",
-                    "test_sandbox_launched_without_inputs_waits_for_them"}
-
 # --- the split over xdist workers --------------------------------------------------------------
 # `make test` runs on two pytest-xdist workers with `--dist loadgroup`, scheduled by the GROUPS
 # below (pytest 9 ignores the node-id suffix by which xdist's own loadgroup reads xdist_group marks,
@@ -117,8 +112,7 @@ def pytest_configure(config):
 def pytest_collection_modifyitems(config, items):
     # A test that grades with the session's engine needs the sandbox, whichever module it is in.
     for item in items:
-        if {"shared_engine", "cli_grade_of_source"} & set(getattr(item, "fixturenames", ())) \
-                or item.name in STARTS_AN_ENGINE:
+        if {"shared_engine", "cli_grade_of_source"} & set(getattr(item, "fixturenames", ())):
             item.add_marker(pytest.mark.sandbox)
     if getattr(config.option, "loadgroup", False):    # in each worker of `--dist loadgroup`
         # Longest groups first, each group's tests together and in file order.

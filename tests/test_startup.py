@@ -34,6 +34,7 @@ def test_cli_prints_the_phases_of_a_cold_start(cli_grade_of_source):
         assert f"{phase} " in line, line
 
 
+@pytest.mark.sandbox
 def test_sandbox_launched_without_inputs_waits_for_them(tmp_path):
     """Does a sandbox launched before its hidden inputs exist refuse to be waited on until it
     gets them, then read them all (after its template was forked)?"""
