@@ -22,7 +22,7 @@ c.Autograde.sanitize_preprocessors = [
     "nbgrader.preprocessors.DeduplicateIds",
     "nbgrader.preprocessors.OverwriteKernelspec",
     "autograder.nbgrader_integration.restore_grade_cells.RestoreGradeCells",   # forged flags reset, deleted test cells back
-    "nbgrader.preprocessors.OverwriteCells",
+    "autograder.nbgrader_integration.overwrite_cells.CachedOverwriteCells",    # nbgrader's OverwriteCells, source cells read once per run
     "autograder.nbgrader_integration.check_cell_metadata.CheckCellMetadata",  # nbgrader's checks, schema compiled once
 ]
 c.Autograde.autograde_preprocessors = [
@@ -30,7 +30,7 @@ c.Autograde.autograde_preprocessors = [
     "nbgrader.preprocessors.IgnorePattern",
     "nbconvert.preprocessors.ClearMetadataPreprocessor",
     "nbgrader.preprocessors.LimitOutput",
-    "nbgrader.preprocessors.SaveAutoGrades",
+    "autograder.nbgrader_integration.save_auto_grades.BatchedSaveAutoGrades",  # nbgrader's SaveAutoGrades, one transaction per notebook
     "nbgrader.preprocessors.AssignLatePenalties",
     "autograder.nbgrader_integration.check_cell_metadata.CheckCellMetadata",  # nbgrader's checks, schema compiled once
 ]

@@ -7,6 +7,7 @@ from traitlets import Callable, Set, Unicode
 
 from nbgrader.converters import Autograde
 
+from . import source_cells
 from .course_api import open_api
 
 
@@ -54,7 +55,8 @@ def autograde_cohort(course: Path, assignment: str, students: list[str], on_done
     if not students:
         return {"success": True}
     api = open_api(course)
-    with temp_attrs(api.coursedir, assignment_id=assignment, student_id="*"):
+    with temp_attrs(api.coursedir, assignment_id=assignment, student_id="*"), \
+            source_cells.one_read_per_run():
         app = CohortAutograde(students=set(students), on_done=on_done, ready=ready,
                               coursedir=api.coursedir, parent=api)
         app.force = True

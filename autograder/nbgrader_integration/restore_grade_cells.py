@@ -1,14 +1,12 @@
 """RestoreGradeCells: every cell of a submission put back in the role the source notebook gave it, before OverwriteCells."""
 from __future__ import annotations
 
-from types import SimpleNamespace
-
 import nbformat
 from nbformat.notebooknode import NotebookNode
 
-from nbgrader.api import Gradebook
 from nbgrader.preprocessors import NbGraderPreprocessor
 
+from . import source_cells
 from ..notebook import declared_cell_index, declared_grade_id
 
 
@@ -20,24 +18,16 @@ class RestoreGradeCells(NbGraderPreprocessor):
 
     def preprocess(self, nb: NotebookNode, resources: dict):
         info = resources["nbgrader"]
-        roles, source_cells = self._source(info["db_url"], info["notebook"], info["assignment"])
+        roles, cells = self._source(info["db_url"], info["notebook"], info["assignment"])
         for cell in nb.cells:
             self._reset_role(cell, roles)
-        _insert_missing(nb, roles, source_cells, self.log)
+        _insert_missing(nb, roles, cells, self.log)
         return nb, resources
 
     def _source(self, db_url: str, notebook: str, assignment: str):
-        """The source notebook's roles and cells, read from the gradebook once per converter run
-        (a cohort's run converts every student with this one instance; a release between two
-        runs is always seen)."""
-        cache = self.__dict__.setdefault("_sources", {})
-        if (db_url, notebook, assignment) not in cache:
-            with Gradebook(db_url) as gb:
-                source = gb.find_notebook(notebook, assignment)
-                cells = {c.name: SimpleNamespace(name=c.name, source=c.source, checksum=c.checksum,
-                                                 cell_type=c.cell_type) for c in source.source_cells}
-                cache[db_url, notebook, assignment] = (_source_roles(source), cells)
-        return cache[db_url, notebook, assignment]
+        """The source notebook's roles and cells (`source_cells.cached`)."""
+        source = source_cells.cached(self, db_url, notebook, assignment)
+        return _source_roles(source), source.cells
 
     def _reset_role(self, cell: NotebookNode, roles: dict[str, dict]) -> None:
         meta = cell.get("metadata", {}).get("nbgrader")
@@ -59,14 +49,12 @@ class RestoreGradeCells(NbGraderPreprocessor):
             meta.pop("points", None)
 
 
-def _source_roles(source_nb) -> dict[str, dict]:
-    grade = {c.name: c.max_score for c in source_nb.grade_cells}
-    solution = {c.name for c in source_nb.solution_cells}
+def _source_roles(source: source_cells.SourceNotebook) -> dict[str, dict]:
     roles = {}
-    for c in source_nb.source_cells:
-        role = {"grade": c.name in grade, "solution": c.name in solution, "locked": bool(c.locked)}
-        if role["grade"]:
-            role["points"] = float(grade[c.name])
+    for c in source.source_cells:
+        role = {"grade": c.grade, "solution": c.solution, "locked": c.locked}
+        if c.grade:
+            role["points"] = c.max_score
         roles[c.name] = role
     return roles
 

@@ -45,7 +45,8 @@ class SharedGradebook:
 _GRADEBOOK_USERS = ("nbgrader.converters.autograde", "nbgrader.preprocessors.saveautogrades",
                     "nbgrader.preprocessors.overwritecells", "nbgrader.preprocessors.latesubmissions",
                     "nbgrader.preprocessors.overwritekernelspec",
-                    f"{__package__}.restore_grade_cells", f"{__package__}.gradebook_api")
+                    f"{__package__}.source_cells", f"{__package__}.save_auto_grades",
+                    f"{__package__}.gradebook_api")
 
 
 @contextlib.contextmanager
