@@ -63,7 +63,7 @@ def run_case(ns: dict, case, probe=None):
         record["status"], record["error"] = "error", _error_info(exc)
     finally:
         probes.ask = None
-    payload = {"record": record, "files": {f"case_0__{i}.npy": wire.b64(b) for i, b in enumerate(blobs)}}
+    payload = {"record": record, "files": {f"case_0__{i}.npy": b for i, b in enumerate(blobs)}}
     return parse_case(payload)[1]
 
 

@@ -150,3 +150,66 @@ def test_the_supervisor_side_never_takes_a_file_from_a_job():
     frame = wire.encode_frame({"op": "case_done"}, [blob])
     with pytest.raises(wire.WireError):
         wire.FrameReader().feed(frame, [blob.fd])
+
+
+# --- supervisor -> host: a report's arrays as raw bytes after its JSON line -------------------
+
+class _Zygote:
+    """What `Sandbox._receive` reads from: the zygote's stdout, here a file holding `data`."""
+
+    def __init__(self, data: bytes, report_mb: int = 1):
+        import tempfile
+        from types import SimpleNamespace
+        from autograder.sandbox.launcher import Limits, Sandbox
+        stream = tempfile.TemporaryFile()
+        stream.write(data)
+        stream.seek(0)
+        self.sandbox = SimpleNamespace(proc=SimpleNamespace(stdout=stream), _buf=b"",
+                                       limits=Limits(report_mb=report_mb))
+        for name in ("_receive", "_read_more", "_read_into"):
+            setattr(self.sandbox, name, getattr(Sandbox, name).__get__(self.sandbox))
+
+    def receive(self) -> dict:
+        return self.sandbox._receive(5)
+
+
+def _report(*arrays: np.ndarray) -> dict:
+    files = {f"case_0__{i}.npy": wire.array_bytes(a) for i, a in enumerate(arrays)}
+    return {"op": "done", "job": "j", "cases": [{"record": {"index": 0, "status": "ok",
+                                                             "arrays": [f"a{i}" for i in range(len(arrays))]},
+                                                  "files": files}]}
+
+
+def test_a_reports_arrays_reach_the_host_as_the_supervisor_sent_them():
+    """Do the case files of a report, sent raw after its JSON line, decode on the host to the
+    same arrays, with a second message right behind them in the stream?"""
+    arrays = [np.arange(12, dtype=np.float32).reshape(3, 4), np.random.default_rng(0).normal(size=(700, 300))]
+    data = b"".join(wire.encode_report(_report(*arrays))) + wire.encode_line({"op": "clean", "job": "j", "ok": True})
+    zygote = _Zygote(data, report_mb=4)
+    msg = zygote.receive()
+    assert msg["blob_sizes"] == [len(wire.array_bytes(a)) for a in arrays]   # raw, not base64
+    decoded = wire.decode_case(msg["cases"][0])
+    assert [decoded["outputs"][f"a{i}"].tolist() for i in range(2)] == [a.tolist() for a in arrays]
+    assert zygote.receive() == {"op": "clean", "job": "j", "ok": True}
+
+
+@pytest.mark.parametrize("claim", ["over_the_cap", "negative", "not_a_list", "cut_short"])
+def test_a_report_whose_raw_bytes_are_not_what_it_claims_is_no_report(claim):
+    """Does the host refuse (an empty reply: the job is failed and the sandbox restarted) a
+    report that announces more bytes than a report may hold, a negative or odd size, or
+    fewer bytes than it announced?"""
+    line, *blobs = wire.encode_report(_report(np.ones((4, 4))))
+    header = __import__("json").loads(line)
+    header["blob_sizes"] = {"over_the_cap": [2 * 1024 * 1024], "negative": [-1],
+                            "not_a_list": "128", "cut_short": header["blob_sizes"]}[claim]
+    body = b"".join(blobs)[: -10 if claim == "cut_short" else None]
+    assert _Zygote(wire.encode_line(header) + body).receive() == {}
+
+
+def test_a_file_position_that_names_no_blob_leaves_that_array_missing():
+    """A case file pointing past the blobs (or not an index) is dropped, not guessed at."""
+    payload = {"cases": [{"record": {"index": 0, "arrays": ["x", "y"]},
+                          "files": {"case_0__0.npy": 5, "case_0__1.npy": True}}]}
+    wire.attach_blobs(payload, [wire.array_bytes(np.ones(3))])
+    assert payload["cases"][0]["files"] == {}
+    assert wire.decode_case(payload["cases"][0])["outputs"] == {}

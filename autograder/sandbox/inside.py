@@ -74,6 +74,11 @@ def _prctl(option, value):
     return _libc.prctl(option, ctypes.c_ulong(value), 0, 0, 0)
 
 
+def _named(role):
+    """The process's name in ps, top and perf (`gb-<role>`): which part of the sandbox costs what."""
+    _libc.prctl(15, ctypes.c_char_p(f"gb-{role}"[:15].encode()), 0, 0, 0)  # PR_SET_NAME
+
+
 def _reap():
     while True:
         try:
@@ -319,6 +324,7 @@ class Executor:
         pid = os.fork()
         if pid == 0:
             try:
+                _named("snapshot")
                 os.close(wake_w)
                 for _, (_, fd) in self.snapshots.items():
                     os.close(fd)
@@ -352,6 +358,7 @@ class Executor:
         pid = os.fork()
         if pid == 0:
             try:
+                _named("prober")
                 for fd in [fd for _, fd in self.snapshots.values()]:
                     os.close(fd)
                 self.snapshots = {}
@@ -470,6 +477,7 @@ def _private_mounts(limits, keep):
 def _job_init(chan, out_w, report_w, limits, workdir, probes, base_ns, keep, private):
     """PID 1 of the job's namespace: never runs student code; reaps, and reports the
     executor's death to the supervisor."""
+    _named("job-init")
     if private and not _private_mounts(limits, keep):
         os.write(report_w, wire.encode_line({"op": "setup_failed"}))
     _prctl(PR_SET_DUMPABLE, 0)
@@ -478,6 +486,7 @@ def _job_init(chan, out_w, report_w, limits, workdir, probes, base_ns, keep, pri
     pid = os.fork()
     if pid == 0:
         try:
+            _named("executor")
             os.close(report_w)
             os.dup2(out_w, 1)
             os.dup2(out_w, 2)
@@ -609,6 +618,7 @@ class Template:
         pid = os.fork()
         if pid == 0:
             try:
+                _named("job-setup")
                 self.sock.close()
                 self._job(request, socket.socket(fileno=chan_fd), out_w, report_w)
             finally:
@@ -1126,7 +1136,7 @@ class Grading:
             record = header["record"]
             record["index"] = idx
             record["autograd_used"] = job.autograd
-            files = {f"case_{idx}__{i}.npy": wire.b64(b) for i, b in enumerate(blobs)}
+            files = {f"case_{idx}__{i}.npy": b for i, b in enumerate(blobs)}
             if case.get("peak_mb"):
                 self.measure(record, case, prober_pid)
             self.cases[idx] = {"record": record, "files": files}
@@ -1247,7 +1257,8 @@ class Supervisor:
         self.spare = None      # (key, Job): the next job, started ahead of its submission
 
     def reply(self, payload):
-        self.proto_out.write(json.dumps(payload, separators=(",", ":")) + "\n")
+        for chunk in wire.encode_report(payload):
+            self.proto_out.write(chunk)
         self.proto_out.flush()
 
     def init(self, request):
@@ -1255,6 +1266,7 @@ class Supervisor:
         pid = os.fork()
         if pid == 0:
             try:
+                _named("template")
                 ours.close()
                 for fd in (self.proto_in.fileno(), self.proto_out.fileno()):
                     os.close(fd)
@@ -1393,7 +1405,7 @@ def main():
     if isolation == "namespaces" and not UNSHARED:
         isolation = "rlimits"
     proto_in = os.fdopen(os.dup(0), "r")
-    proto_out = os.fdopen(os.dup(1), "w")
+    proto_out = os.fdopen(os.dup(1), "wb")
     null = os.open(os.devnull, os.O_RDWR)
     os.dup2(null, 0)
     os.dup2(null, 1)
@@ -1401,6 +1413,7 @@ def main():
     _prctl(PR_SET_CHILD_SUBREAPER, 1)  # outside bwrap, job inits re-attach here when orphaned
     _prctl(PR_SET_DUMPABLE, 0)         # no /proc/<pid>/mem, fd or ptrace access from jobs
     torch.set_num_threads(1)
+    _named("supervisor")
     Supervisor(proto_in, proto_out, isolation, workdir).serve()
     # Asked to quit: leave at once. Tearing down an interpreter that holds torch takes a
     # while, and as the namespace's init (or the template's parent) this exit ends the rest.

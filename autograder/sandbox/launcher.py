@@ -19,6 +19,8 @@ from pathlib import Path
 
 import numpy as np
 
+from . import wire
+
 log = logging.getLogger("autograder.sandbox")
 INSIDE = Path(__file__).with_name("inside.py")  # with its sibling wire.py: all the sandbox runs
 WORKDIR = "/home/student"
@@ -327,26 +329,59 @@ class Sandbox:
         self.proc.stdin.flush()
 
     def _receive(self, timeout: float) -> dict:
-        """One JSON line from the zygote; an empty dict when it died or timed out."""
+        """One JSON line from the zygote, with the raw case files that follow it (`blob_sizes`);
+        an empty dict when it died, timed out, or sent more than a report may hold."""
         assert self.proc and self.proc.stdout
-        fd = self.proc.stdout.fileno()
         deadline = time.monotonic() + timeout
-        cap = (self.limits.report_mb + 8) * 1024 * 1024 * 2
+        cap = (self.limits.report_mb + 8) * 1024 * 1024
         while b"\n" not in self._buf:
-            remaining = deadline - time.monotonic()
-            if remaining <= 0 or len(self._buf) > cap:
+            if len(self._buf) > cap or not self._read_more(deadline):
                 return {}
-            if not select.select([fd], [], [], remaining)[0]:
-                return {}
-            chunk = os.read(fd, 1 << 20)
-            if not chunk:
-                return {}
-            self._buf += chunk
         line, self._buf = self._buf.split(b"\n", 1)
         try:
-            return json.loads(line)
+            msg = json.loads(line)
         except ValueError:
             return {}
+        if not isinstance(msg, dict):
+            return {}
+        sizes = wire.blob_sizes(msg, cap)
+        if sizes is None:
+            return {}
+        total = sum(sizes)
+        if total:
+            # One buffer of the announced size, filled in place: no copy per chunk read.
+            raw = bytearray(total)
+            got = min(len(self._buf), total)
+            raw[:got], self._buf = self._buf[:got], self._buf[got:]
+            view = memoryview(raw)
+            while got < total:
+                n = self._read_into(view[got:], deadline)
+                if not n:
+                    return {}
+                got += n
+            blobs, at = [], 0
+            for n in sizes:
+                blobs.append(bytes(view[at:at + n]))
+                at += n
+            wire.attach_blobs(msg, blobs)
+        return msg
+
+    def _read_more(self, deadline: float) -> bool:
+        fd = self.proc.stdout.fileno()
+        remaining = deadline - time.monotonic()
+        if remaining <= 0 or not select.select([fd], [], [], remaining)[0]:
+            return False
+        chunk = os.read(fd, 1 << 16)
+        self._buf += chunk
+        return bool(chunk)
+
+    def _read_into(self, view: memoryview, deadline: float) -> int:
+        """Bytes read from the zygote into `view` (0: it died or the deadline passed)."""
+        fd = self.proc.stdout.fileno()
+        remaining = deadline - time.monotonic()
+        if remaining <= 0 or not select.select([fd], [], [], remaining)[0]:
+            return 0
+        return os.readv(fd, [view])
 
     def grade(self, job: str, cells: list[dict], parts: dict) -> dict:
         """Run one submission; returns the zygote's report (cells, cases, outputs, status).

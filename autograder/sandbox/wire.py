@@ -7,7 +7,6 @@ never a verdict, so every reader caps sizes and checks types.
 from __future__ import annotations
 
 import array
-import base64
 import fcntl
 import io
 import json
@@ -211,23 +210,48 @@ def load_array(data: bytes) -> np.ndarray | None:
     return arr
 
 
-# --- host <-> supervisor: one JSON object per line -----------------------------------------
+# --- host <-> supervisor: one JSON object per line, a report's arrays raw after it ----------
 
 def encode_line(payload: dict) -> bytes:
     return (json.dumps(payload, separators=(",", ":")) + "\n").encode()
 
 
-def b64(data: bytes) -> str:
-    return base64.b64encode(data).decode()
+def encode_report(payload: dict) -> list:
+    """A report as one JSON line naming its case files by position (`blob_sizes`), then each
+    file's bytes as they are: no base64 to encode, escape, parse and decode (about 0.13 s of
+    CPU per submission for part 7's 12.5 MB answer)."""
+    blobs, cases = [], []
+    for case in payload.get("cases", []):
+        files = {}
+        for name, data in case.get("files", {}).items():
+            files[name] = len(blobs)
+            blobs.append(data)
+        cases.append({**case, "files": files})
+    header = {**payload, "cases": cases, "blob_sizes": [len(b) for b in blobs]} \
+        if "cases" in payload else payload
+    return [encode_line(header), *blobs]
 
 
-def unb64(text) -> bytes | None:
-    if not isinstance(text, str):
+def attach_blobs(payload: dict, blobs: list[bytes]) -> dict:
+    """The host's side of `encode_report`: each case's file positions replaced by their bytes.
+    A position that names no blob is dropped (that array is then missing, and its test fails)."""
+    for case in payload.get("cases", []) if isinstance(payload.get("cases"), list) else []:
+        if not isinstance(case, dict):
+            continue
+        files = case.get("files") if isinstance(case.get("files"), dict) else {}
+        case["files"] = {name: blobs[pos] for name, pos in files.items()
+                         if isinstance(pos, int) and not isinstance(pos, bool) and 0 <= pos < len(blobs)}
+    return payload
+
+
+def blob_sizes(payload: dict, cap: int) -> list[int] | None:
+    """The raw bytes that follow this line, or None when the line's claim is not one to honour
+    (not a list of sizes, or more than `cap` in all)."""
+    sizes = payload.get("blob_sizes", [])
+    if not isinstance(sizes, list) or not all(isinstance(n, int) and not isinstance(n, bool)
+                                              and n >= 0 for n in sizes):
         return None
-    try:
-        return base64.b64decode(text, validate=True)
-    except ValueError:
-        return None
+    return sizes if sum(sizes) <= cap else None
 
 
 # --- case records: what a probe produced, as the supervisor relays it to the host ------------
@@ -271,8 +295,8 @@ def decode_case(payload) -> dict | None:
     outputs = {}
     arrays = rec.get("arrays") if isinstance(rec.get("arrays"), list) else []
     for pos, name in enumerate(arrays[:MAX_BLOBS]):
-        data = unb64(files.get(f"case_{idx}__{pos}.npy"))
-        arr = load_array(data) if data is not None else None
+        data = files.get(f"case_{idx}__{pos}.npy")
+        arr = load_array(data) if isinstance(data, bytes) else None
         if arr is not None:
             outputs[str(name)[:64]] = arr
     values = {str(k)[:80]: _plain(v) for k, v in list(rec["values"].items())[:200]} \
