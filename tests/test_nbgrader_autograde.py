@@ -4,6 +4,7 @@ from __future__ import annotations
 import html
 import json
 import os
+import re
 import shutil
 import signal
 import sqlite3
@@ -154,6 +155,46 @@ def test_regrade_replaces_stale_scores(graded, tmp_path):
     assert after["mistakes"] == POINTS != before["mistakes"]
     assert {s: after[s] for s in after if s != "mistakes"} == \
         {s: before[s] for s in before if s != "mistakes"}
+
+
+def test_the_kits_one_pass_stores_what_nbgraders_own_steps_store(pristine, graded, tmp_path):
+    """Does `autograder autograde` (one conversion per notebook, the source cells read once per
+    run, each notebook's grades saved in one transaction) store the same grades and comments,
+    and write the same autograded/ notebooks, as `nbgrader autograde` run with nbgrader's own
+    two conversions, OverwriteCells and SaveAutoGrades?"""
+    stock, kit = (copy_course(pristine, tmp_path / name) for name in ("stock", "kit"))
+    config = stock / "nbgrader_config.py"
+    text = config.read_text()
+    for ours, theirs in (("autograder.nbgrader_integration.overwrite_cells.CachedOverwriteCells",
+                          "nbgrader.preprocessors.OverwriteCells"),
+                         ("autograder.nbgrader_integration.save_auto_grades.BatchedSaveAutoGrades",
+                          "nbgrader.preprocessors.SaveAutoGrades")):
+        assert text.count(f'"{ours}"') == 1
+        text = text.replace(f'"{ours}"', f'"{theirs}"')
+    config.write_text(text)
+    for course in (stock, kit):   # the engine's results, so that neither run grades again
+        shutil.copytree(graded / ".kit" / "results", course / ".kit" / "results")
+    run("nbgrader", "autograde", ASSIGNMENT, cwd=stock)
+    run("autograder", "autograde", ASSIGNMENT, "--jobs", "1", cwd=kit)
+
+    # the one difference meant: the kit asks for a grader where it could not verify code
+    flagged = {(r.student, r.cell) for r in rows(kit) if r.needs_manual}
+    assert [r._replace(needs_manual=None) for r in rows(kit)] == \
+        [r._replace(needs_manual=None) for r in rows(stock)]
+    assert {(r.student, r.cell) for r in rows(stock) if r.needs_manual} <= flagged
+    assert {s for s, _ in flagged} <= {"cheater"}
+    assert len(rows(kit)) == 4 * len(TEST_CELLS)
+    comments = """SELECT sa.student_id, bc.name, c.auto_comment FROM comment c
+                  JOIN base_cell bc ON c.cell_id = bc.id JOIN submitted_notebook sn ON c.notebook_id = sn.id
+                  JOIN submitted_assignment sa ON sn.assignment_id = sa.id ORDER BY 1, 2"""
+    got = {course: sqlite3.connect(course / "gradebook.db").execute(comments).fetchall()
+           for course in (stock, kit)}
+    assert got[kit] == got[stock] and len(got[kit]) == 4 * 8
+    notebooks = sorted(p.relative_to(stock) for p in (stock / "autograded").rglob("*.ipynb"))
+    assert len(notebooks) == 4
+    for nb in notebooks:   # byte for byte, but the random id a restored cell is given
+        ids = re.compile(rb'\n   "id": "[0-9a-f]{8}",')
+        assert ids.sub(b"", (kit / nb).read_bytes()) == ids.sub(b"", (stock / nb).read_bytes()), nb
 
 
 def _class_of(pristine: Path, dest: Path, graded: Path) -> Path:

@@ -1,11 +1,14 @@
 """CohortAutograde: `nbgrader autograde` over many students in one run of one converter."""
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 from traitlets import Callable, Set, Unicode
 
+from nbgrader import utils
 from nbgrader.converters import Autograde
+from nbgrader.converters.base import BaseConverter
 
 from . import source_cells
 from .course_api import open_api
@@ -38,6 +41,26 @@ class CohortAutograde(Autograde):
         self._current = None
         super().init_assignment(assignment_id, student_id)
         self._current = student_id
+
+    def convert_single_notebook(self, notebook_filename: str) -> None:
+        # nbgrader converts each notebook twice: sanitize into autograded/, then read that copy
+        # back and autograde it. Here both lists run in order in one conversion: the same
+        # notebook, without the write, read, copy and validation in between (a third of the
+        # pass). Nothing in between depends on the copy on disk: no kernel runs here.
+        self.log.info("Sanitizing and autograding %s", notebook_filename)
+        self.exporter._preprocessors = []
+        for pp in [*self.sanitize_preprocessors, *self.autograde_preprocessors]:
+            self.exporter.register_preprocessor(pp)
+        with utils.setenv(NBGRADER_EXECUTION="autograde"):
+            BaseConverter.convert_single_notebook(self, notebook_filename)
+        if self.coursedir.groupshared:   # as nbgrader's Autograde does after its second pass
+            rootdir = self.coursedir.format_path(self._output_directory, ".", ".")
+            mode = os.stat(rootdir).st_mode
+            if mode & 0o2770 != 0o2770:
+                try:
+                    os.chmod(rootdir, (mode | 0o2770) & 0o2777)
+                except PermissionError:
+                    self.log.warning("Could not update permissions of %s to make it groupshared", rootdir)
 
     def run_post_convert_hook(self):
         super().run_post_convert_hook()
