@@ -131,6 +131,10 @@ def cached_arrays(folder: str | Path, name: str, compute) -> dict:
     try:
         CACHE_DIR.mkdir(parents=True, exist_ok=True)
         atomic_write(path, buf.getvalue())
+        # what older versions of the code kept under this name is never read again
+        for old in CACHE_DIR.glob(f"{package_name(folder)}-{name}-*.npz"):
+            if old != path:
+                old.unlink(missing_ok=True)
     except OSError:
         pass
     return arrays

@@ -132,13 +132,24 @@ def test_probes_import_only_stdlib_numpy_and_torch():
 def test_cached_references_equal_a_fresh_autograd_computation_for_every_case():
     """Are the references the kit keeps in .kit/cache (read by every warm worker) bit for bit
     those autograd computes now, for every case, the memory case's cut rows included?"""
-    cached = reference._all_expected()
+    cached = reference._by_case("expected", reference._compute_all)
     assert set(cached) == {c.id for c in ALL}
     for case in ALL:
         fresh = reference._computed(case)
         assert cached[case.id].keys() == fresh.keys(), case.id
         for k, v in fresh.items():
             assert np.array_equal(cached[case.id][k], v), (case.id, k)
+
+
+def test_cached_inputs_equal_freshly_drawn_ones_for_every_case():
+    """Are the hidden inputs the kit keeps in .kit/cache (the sandbox's and the suites') those
+    each case draws now, dtype and all, and read-only?"""
+    for case in ALL:
+        fresh, kept = case.make_inputs(), reference.inputs(case)
+        assert kept.keys() == fresh.keys(), case.id
+        for k, v in fresh.items():
+            assert kept[k].dtype == v.dtype and np.array_equal(kept[k], v), (case.id, k)
+            assert not kept[k].flags.writeable
 
 
 def test_the_cache_is_computed_once_per_version_of_the_assignments_code(tmp_path, monkeypatch):
@@ -161,6 +172,7 @@ def test_the_cache_is_computed_once_per_version_of_the_assignments_code(tmp_path
     assert len(calls) == 1 and np.array_equal(first["x"], second["x"])
     (folder / "cases.py").write_text("N = 4\n")
     assert np.array_equal(assignment.cached_arrays(folder, "expected", compute)["x"], np.arange(4.0) * 2)
+    assert len(list((tmp_path / "cache").glob("*.npz"))) == 1     # the older version's file is gone
     for stored in (tmp_path / "cache").glob("*.npz"):
         stored.write_bytes(b"not a zip")
     assert np.array_equal(assignment.cached_arrays(folder, "expected", compute)["x"], np.arange(4.0) * 3)

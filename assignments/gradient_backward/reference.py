@@ -1,4 +1,4 @@
-"""The expected outputs of every case (PyTorch autograd in float64, autograd_reference.py), kept in the kit's cache so that a warm worker never imports torch on the trusted side."""
+"""Every case's inputs and expected outputs (PyTorch autograd in float64, autograd_reference.py), kept in the kit's cache so that a warm worker neither draws the inputs again nor imports torch on the trusted side."""
 from __future__ import annotations
 
 from functools import lru_cache
@@ -15,11 +15,30 @@ _SEP = "|"   # between a case's id and an output's name in the cache's keys
 
 @lru_cache(maxsize=None)
 def inputs(case: Case) -> dict[str, np.ndarray]:
-    """The case's inputs, made once per process (the memory case's are 60 MB)."""
-    arrays = case.make_inputs()
-    for a in arrays.values():
-        a.setflags(write=False)
+    """The case's inputs, made once (the memory case's are 60 MB: drawing every case's takes
+    0.3-0.6 s of each engine's start, reading them from the cache a few milliseconds)."""
+    arrays = _by_case("inputs", _draw_all).get(case.id)
+    if arrays is None:   # a case made outside the assignment's list (a test's own)
+        arrays = case.make_inputs()
+        for a in arrays.values():
+            a.setflags(write=False)
     return arrays
+
+
+def _draw_all() -> dict[str, np.ndarray]:
+    return {f"{case.id}{_SEP}{key}": value for case in all_cases()
+            for key, value in case.make_inputs().items()}
+
+
+@lru_cache(maxsize=None)
+def _by_case(name: str, compute) -> dict[str, dict[str, np.ndarray]]:
+    """One cache file (`cached_arrays`) split back into each case's arrays, read-only."""
+    by_case: dict[str, dict[str, np.ndarray]] = {}
+    for key, value in cached_arrays(Path(__file__).parent, name, compute).items():
+        case_id, _, part = key.rpartition(_SEP)
+        value.setflags(write=False)
+        by_case.setdefault(case_id, {})[part] = value
+    return by_case
 
 
 def _computed(case: Case) -> dict[str, np.ndarray]:
@@ -36,19 +55,9 @@ def _compute_all() -> dict[str, np.ndarray]:
             for key, value in _computed(case).items()}
 
 
-@lru_cache(maxsize=None)
-def _all_expected() -> dict[str, dict[str, np.ndarray]]:
-    by_case: dict[str, dict[str, np.ndarray]] = {}
-    for name, value in cached_arrays(Path(__file__).parent, "expected", _compute_all).items():
-        case_id, _, key = name.rpartition(_SEP)
-        value.setflags(write=False)
-        by_case.setdefault(case_id, {})[key] = value
-    return by_case
-
-
 def expected(case: Case) -> dict[str, np.ndarray]:
     """Expected outputs of the case's probe, float64, keyed like the probe's outputs."""
-    found = _all_expected().get(case.id)
+    found = _by_case("expected", _compute_all).get(case.id)
     if found is None:   # a case made outside the assignment's list (a test's own)
         found = _computed(case)
         for value in found.values():
