@@ -25,6 +25,6 @@ fi
 
 # Fail the image build now, not the first student's submission, if the engine cannot import.
 cd "$SRC" && "$SRC/.venv/bin/python" -c 'import torch, autograder.engine, autograder.gradescope_runtime'
-# The autograd references, computed once into the image (.kit/cache), not by every submission.
+# The hidden inputs and autograd references, computed once into the image (.kit/cache), not by every submission.
 "$SRC/.venv/bin/python" -m autograder.gradescope_runtime warm --root "$(dirname "$SRC")"
 command -v bwrap >/dev/null || echo "NOTE: bwrap missing: submissions will run with weaker isolation" >&2

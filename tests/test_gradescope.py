@@ -163,18 +163,19 @@ def test_long_feedback_is_capped():
 
 
 def test_setup_fills_the_reference_cache_that_every_submission_then_reads(bundle_zip, tmp_path):
-    """Does setup.sh's `warm` step leave the autograd references in the image's .kit/cache, and
-    does a submission then grade from that file (full marks, the file untouched, no other made)?"""
+    """Does setup.sh's `warm` step leave the hidden inputs and the autograd references in the
+    image's .kit/cache, and does a submission then grade from those files (full marks, the files
+    untouched, no other made)?"""
     source = Path(gradescope_bundle.__file__).resolve().parent.parent / "source" / "gradient_backward"
     root = _autograder_root(tmp_path, bundle_zip, {"gradient_backward.ipynb": source / "gradient_backward.ipynb"})
     assert "gradescope_runtime warm" in (root / "source" / "setup.sh").read_text()
     env = {**os.environ, "PYTHONPATH": str(root / "source")}
     subprocess.run([sys.executable, "-m", "autograder.gradescope_runtime", "warm", "--root", str(root)],
                    cwd=root / "source", env=env, check=True, capture_output=True, timeout=300)
-    cached = list((root / "source" / ".kit" / "cache").glob("*.npz"))
-    assert len(cached) == 1
-    before = cached[0].stat().st_mtime_ns
+    cached = sorted((root / "source" / ".kit" / "cache").glob("*.npz"))
+    assert [p.name.split("-")[1] for p in cached] == ["expected", "inputs"]
+    before = [p.stat().st_mtime_ns for p in cached]
     r = _run_autograder(root)
     assert r["score"] == r["max_score"] == 100
-    assert list((root / "source" / ".kit" / "cache").glob("*.npz")) == cached
-    assert cached[0].stat().st_mtime_ns == before
+    assert sorted((root / "source" / ".kit" / "cache").glob("*.npz")) == cached
+    assert [p.stat().st_mtime_ns for p in cached] == before
