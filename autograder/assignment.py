@@ -70,11 +70,12 @@ def constant(folder: str | Path, module: str, name: str):
     raise LookupError(f"{module}.py sets no constant {name}")
 
 
-# --- what an assignment computes once and keeps: its references -------------------------------
+# --- what an assignment computes once and keeps: its inputs and references ---------------------
 def warm_cache(folder: str | Path) -> int:
-    """Computes now what the assignment keeps in the cache (the expected output of every case,
-    when its `reference` module has `expected`), e.g. while an autograder image is built, so
-    that no submission pays for it. Returns how many cases it went through."""
+    """Computes now what the assignment keeps in the cache (every case's expected output, when
+    its `reference` module has `expected`, and the inputs they are computed from), e.g. while
+    an autograder image is built, so that no submission pays for it. Returns how many cases it
+    went through."""
     cases, _ = cases_and_inputs(folder)
     reference = _reference(folder)
     if not hasattr(reference, "expected"):

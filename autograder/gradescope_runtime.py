@@ -57,7 +57,7 @@ def run(root: Path) -> Path:
 
 def warm(root: Path) -> int:
     """At image build (setup.sh): fill the kit's cache in the image, so that no submission's
-    trusted side imports torch to compute the references."""
+    trusted side draws the hidden inputs or imports torch to compute the references."""
     from . import assignment, rubric
     cfg = {**DEFAULTS, **_read_config(root / "source" / CONFIG)}
     return assignment.warm_cache(rubric.load(cfg["assignment"]).folder)

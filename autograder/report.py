@@ -15,9 +15,8 @@ from . import diagnose
 from . import gradebook as gradebook_db
 from . import rubric as rubric_mod
 from .rubric import Rubric
-from .store import results_dir
 from .scoring import Result
-from .store import ResultStore
+from .store import ResultStore, results_dir
 
 log = logging.getLogger(__name__)
 

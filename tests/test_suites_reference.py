@@ -132,7 +132,7 @@ def test_probes_import_only_stdlib_numpy_and_torch():
 def test_cached_references_equal_a_fresh_autograd_computation_for_every_case():
     """Are the references the kit keeps in .kit/cache (read by every warm worker) bit for bit
     those autograd computes now, for every case, the memory case's cut rows included?"""
-    cached = reference._by_case("expected", reference._compute_all)
+    cached = reference._by_case("expected")
     assert set(cached) == {c.id for c in ALL}
     for case in ALL:
         fresh = reference._computed(case)

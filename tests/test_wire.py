@@ -164,9 +164,9 @@ class _Zygote:
         stream = tempfile.TemporaryFile()
         stream.write(data)
         stream.seek(0)
-        self.sandbox = SimpleNamespace(proc=SimpleNamespace(stdout=stream), _buf=b"",
+        self.sandbox = SimpleNamespace(proc=SimpleNamespace(stdout=stream), _buf=bytearray(),
                                        limits=Limits(report_mb=report_mb))
-        for name in ("_receive", "_read_more", "_read_into"):
+        for name in ("_receive", "_read_more"):
             setattr(self.sandbox, name, getattr(Sandbox, name).__get__(self.sandbox))
 
     def receive(self) -> dict:

@@ -15,30 +15,14 @@ _SEP = "|"   # between a case's id and an output's name in the cache's keys
 
 @lru_cache(maxsize=None)
 def inputs(case: Case) -> dict[str, np.ndarray]:
-    """The case's inputs, made once (the memory case's are 60 MB: drawing every case's takes
-    0.3-0.6 s of each engine's start, reading them from the cache a few milliseconds)."""
-    arrays = _by_case("inputs", _draw_all).get(case.id)
-    if arrays is None:   # a case made outside the assignment's list (a test's own)
-        arrays = case.make_inputs()
-        for a in arrays.values():
-            a.setflags(write=False)
-    return arrays
+    """The case's inputs, made once (the memory case's are 13 MB: drawing every case's took
+    0.3-0.6 s of each engine's start, reading them from the cache takes a few milliseconds)."""
+    return _kept("inputs", case)
 
 
-def _draw_all() -> dict[str, np.ndarray]:
-    return {f"{case.id}{_SEP}{key}": value for case in all_cases()
-            for key, value in case.make_inputs().items()}
-
-
-@lru_cache(maxsize=None)
-def _by_case(name: str, compute) -> dict[str, dict[str, np.ndarray]]:
-    """One cache file (`cached_arrays`) split back into each case's arrays, read-only."""
-    by_case: dict[str, dict[str, np.ndarray]] = {}
-    for key, value in cached_arrays(Path(__file__).parent, name, compute).items():
-        case_id, _, part = key.rpartition(_SEP)
-        value.setflags(write=False)
-        by_case.setdefault(case_id, {})[part] = value
-    return by_case
+def expected(case: Case) -> dict[str, np.ndarray]:
+    """Expected outputs of the case's probe, float64, keyed like the probe's outputs."""
+    return _kept("expected", case)
 
 
 def _computed(case: Case) -> dict[str, np.ndarray]:
@@ -50,16 +34,31 @@ def _computed(case: Case) -> dict[str, np.ndarray]:
     return ref
 
 
-def _compute_all() -> dict[str, np.ndarray]:
-    return {f"{case.id}{_SEP}{key}": value for case in all_cases()
-            for key, value in _computed(case).items()}
+# what each cache file holds, per case
+_MAKE = {"inputs": lambda case: case.make_inputs(), "expected": _computed}
 
 
-def expected(case: Case) -> dict[str, np.ndarray]:
-    """Expected outputs of the case's probe, float64, keyed like the probe's outputs."""
-    found = _by_case("expected", _compute_all).get(case.id)
-    if found is None:   # a case made outside the assignment's list (a test's own)
-        found = _computed(case)
+def _kept(name: str, case: Case) -> dict[str, np.ndarray]:
+    """The case's arrays from the cache file `name`, read-only; a case made outside the
+    assignment's list (a test's own) is made on the spot."""
+    found = _by_case(name).get(case.id)
+    if found is None:
+        found = _MAKE[name](case)
         for value in found.values():
             value.setflags(write=False)
     return found
+
+
+@lru_cache(maxsize=None)
+def _by_case(name: str) -> dict[str, dict[str, np.ndarray]]:
+    """One cache file (`cached_arrays`: every case's arrays, keyed `<case id>|<name>`) split
+    back into each case's arrays."""
+    def every_case():
+        return {f"{case.id}{_SEP}{key}": value for case in all_cases()
+                for key, value in _MAKE[name](case).items()}
+    by_case: dict[str, dict[str, np.ndarray]] = {}
+    for key, value in cached_arrays(Path(__file__).parent, name, every_case).items():
+        case_id, _, part = key.rpartition(_SEP)
+        value.setflags(write=False)
+        by_case.setdefault(case_id, {})[part] = value
+    return by_case

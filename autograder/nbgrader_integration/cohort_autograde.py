@@ -1,7 +1,6 @@
 """CohortAutograde: `nbgrader autograde` over many students in one run of one converter."""
 from __future__ import annotations
 
-import os
 from pathlib import Path
 
 from traitlets import Callable, Set, Unicode
@@ -46,21 +45,15 @@ class CohortAutograde(Autograde):
         # nbgrader converts each notebook twice: sanitize into autograded/, then read that copy
         # back and autograde it. Here both lists run in order in one conversion: the same
         # notebook, without the write, read, copy and validation in between (a third of the
-        # pass). Nothing in between depends on the copy on disk: no kernel runs here.
+        # pass). Nothing in between depends on the copy on disk: no kernel runs here. The
+        # group-shared permissions nbgrader sets after its second pass, set_permissions sets
+        # once the student's notebooks are written.
         self.log.info("Sanitizing and autograding %s", notebook_filename)
         self.exporter._preprocessors = []
         for pp in [*self.sanitize_preprocessors, *self.autograde_preprocessors]:
             self.exporter.register_preprocessor(pp)
         with utils.setenv(NBGRADER_EXECUTION="autograde"):
             BaseConverter.convert_single_notebook(self, notebook_filename)
-        if self.coursedir.groupshared:   # as nbgrader's Autograde does after its second pass
-            rootdir = self.coursedir.format_path(self._output_directory, ".", ".")
-            mode = os.stat(rootdir).st_mode
-            if mode & 0o2770 != 0o2770:
-                try:
-                    os.chmod(rootdir, (mode | 0o2770) & 0o2777)
-                except PermissionError:
-                    self.log.warning("Could not update permissions of %s to make it groupshared", rootdir)
 
     def run_post_convert_hook(self):
         super().run_post_convert_hook()

@@ -188,7 +188,7 @@ class Sandbox:
         self.inputs_dir.mkdir()
         self.proc: subprocess.Popen | None = None
         self.cgroup: _Cgroup | None = None
-        self._buf = b""
+        self._buf = bytearray()
         self._have_inputs = False
         self._pending = False          # init sent, "ready" not read yet
         self.timings: dict[str, float] = {}
@@ -294,7 +294,7 @@ class Sandbox:
         self.proc = subprocess.Popen(cmd, stdin=subprocess.PIPE, stdout=subprocess.PIPE,
                                      stderr=None if os.environ.get("GBK_SANDBOX_DEBUG") else subprocess.DEVNULL, env=env, start_new_session=True,
                                      cwd=str(self.tmp))
-        self._buf = b""
+        self._buf = bytearray()
         self._pending = False
 
     def _send_init(self, inputs_later: bool = False):
@@ -334,10 +334,11 @@ class Sandbox:
         assert self.proc and self.proc.stdout
         deadline = time.monotonic() + timeout
         cap = (self.limits.report_mb + 8) * 1024 * 1024
-        while b"\n" not in self._buf:
+        while (end := self._buf.find(b"\n")) < 0:
             if len(self._buf) > cap or not self._read_more(deadline):
                 return {}
-        line, self._buf = self._buf.split(b"\n", 1)
+        line = bytes(self._buf[:end])
+        del self._buf[:end + 1]
         try:
             msg = json.loads(line)
         except ValueError:
@@ -348,40 +349,28 @@ class Sandbox:
         if sizes is None:
             return {}
         total = sum(sizes)
-        if total:
-            # One buffer of the announced size, filled in place: no copy per chunk read.
-            raw = bytearray(total)
-            got = min(len(self._buf), total)
-            raw[:got], self._buf = self._buf[:got], self._buf[got:]
-            view = memoryview(raw)
-            while got < total:
-                n = self._read_into(view[got:], deadline)
-                if not n:
-                    return {}
-                got += n
+        while len(self._buf) < total:
+            if not self._read_more(deadline):
+                return {}
+        if sizes:
             blobs, at = [], 0
             for n in sizes:
-                blobs.append(bytes(view[at:at + n]))
+                blobs.append(bytes(self._buf[at:at + n]))
                 at += n
+            del self._buf[:total]
             wire.attach_blobs(msg, blobs)
         return msg
 
     def _read_more(self, deadline: float) -> bool:
+        """More bytes from the zygote into the buffer (False: it died or the deadline passed).
+        The buffer is a bytearray: appending to it does not copy what it holds."""
         fd = self.proc.stdout.fileno()
         remaining = deadline - time.monotonic()
         if remaining <= 0 or not select.select([fd], [], [], remaining)[0]:
             return False
-        chunk = os.read(fd, 1 << 16)
+        chunk = os.read(fd, 1 << 20)
         self._buf += chunk
         return bool(chunk)
-
-    def _read_into(self, view: memoryview, deadline: float) -> int:
-        """Bytes read from the zygote into `view` (0: it died or the deadline passed)."""
-        fd = self.proc.stdout.fileno()
-        remaining = deadline - time.monotonic()
-        if remaining <= 0 or not select.select([fd], [], [], remaining)[0]:
-            return 0
-        return os.readv(fd, [view])
 
     def grade(self, job: str, cells: list[dict], parts: dict) -> dict:
         """Run one submission; returns the zygote's report (cells, cases, outputs, status).
