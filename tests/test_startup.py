@@ -34,6 +34,23 @@ def test_cli_prints_the_phases_of_a_cold_start(cli_grade_of_source):
         assert f"{phase} " in line, line
 
 
+def test_hidden_suites_load_no_plugin_the_environment_installs():
+    """Does the hidden-suite session start with pytest's own plugins and the kit's only, even
+    where the environment installs others (pytest-xdist here, for `make test`)?"""
+    from importlib.metadata import entry_points
+    from autograder.suite import SuiteRunner
+    installed = {ep.name for ep in entry_points(group="pytest11")}
+    assert "xdist" in installed            # the check below has something to leave out
+    r = rubric.load()
+    runner = SuiteRunner(r.folder, r.part_names)
+    try:
+        loaded = set(runner.plugin.loaded)
+    finally:
+        runner.close()
+    assert "python" in loaded and "main" in loaded      # pytest's own are there
+    assert not loaded & installed, sorted(loaded & installed)
+
+
 @pytest.mark.sandbox
 def test_sandbox_launched_without_inputs_waits_for_them(tmp_path):
     """Does a sandbox launched before its hidden inputs exist refuse to be waited on until it
