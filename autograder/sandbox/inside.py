@@ -583,7 +583,7 @@ class Template:
         _warm_up()
         self.base_ns = self._run_prefix(request.get("prefix") or [])
         self.keep = _kept_under_tmp()
-        gc.collect()
+        gc.collect()  # what the warm-up and the prefix left (torch's import is frozen already)
         gc.freeze()  # forked jobs neither traverse nor copy-on-write these objects for GC
         if request.get("huge_pages", True):
             _huge_pages()
@@ -1262,6 +1262,10 @@ class Supervisor:
         self.proto_out.flush()
 
     def init(self, request):
+        # What importing torch made is never garbage: collected and frozen once, here, so that
+        # neither the template nor this process walks it again (each did, 0.1 s apiece).
+        gc.collect()
+        gc.freeze()
         ours, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_STREAM)
         pid = os.fork()
         if pid == 0:
@@ -1275,10 +1279,9 @@ class Supervisor:
                 os._exit(0)
         theirs.close()
         self.template, self.template_pid = ours, pid
-        if ours.recv(1) != b"R":
-            raise RuntimeError("the template did not start")
-        # Only now, with the template forked, do the secrets come in. A host that launched the
-        # sandbox before its inputs existed (to overlap the two start-ups) says when they do.
+        # Only now, with the template forked, do the secrets come in (while the template warms
+        # up). A host that launched the sandbox before its inputs existed (to overlap the two
+        # start-ups) says when they do.
         if request.get("inputs_later"):
             line = self.proto_in.readline()
             if not line or json.loads(line).get("op") != "inputs":
@@ -1293,10 +1296,11 @@ class Supervisor:
             exec(compile(request["oracles"], "<oracles>", "exec"), module.__dict__)  # noqa: S102
             self.oracles = module
         self.oracle_parts = set(request.get("oracle_parts") or [])
-        # Nothing made so far is ever garbage (torch, the inputs, the oracles): the collector
-        # need not walk it again after every job.
-        gc.collect()
+        # The inputs and the oracles are never garbage either: the collector need not walk
+        # them after every job.
         gc.freeze()
+        if ours.recv(1) != b"R":
+            raise RuntimeError("the template did not start")
         self.reply({"op": "ready", "pid": os.getpid(), "inputs": len(self.inputs),
                     "torch": torch.__version__, "isolation": self.isolation})
 
