@@ -179,7 +179,7 @@ def pregrade(subs: list[Submission], store: ResultStore, *, jobs: int, progress:
     from .batch import grade_many
     items = sorted((s.student, s.notebook) for s in subs if s.notebook is not None)
     if items:
-        log.info("grading %d submissions with the engine (%s workers)", len(items), jobs or "auto")
+        log.info("grading %d submissions with the engine (%s cores)", len(items), jobs or "all")
         grade_many(items, jobs=jobs, store=store, progress=progress)
 
 

@@ -8,6 +8,10 @@ import importlib
 import logging
 import sys
 
+JOBS_HELP = ("cores to grade on (default: all); 1 grades one submission at a time, and from 100 "
+             "submissions on N >= 2 cores get N + 1 workers (one takes the core a sleeping "
+             "submission leaves idle)")
+
 
 def _parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="python -m autograder", description=__doc__)
@@ -23,7 +27,7 @@ def _parser() -> argparse.ArgumentParser:
     b = verb("grade-all", help="grade a folder of submissions in parallel, resumably")
     b.add_argument("submissions", help="a folder of .ipynb files, or nbgrader's submitted/")
     b.add_argument("--out", help="where per-submission results go")
-    b.add_argument("--jobs", type=int, help="parallel workers (default: one per core)")
+    b.add_argument("--jobs", type=int, help=JOBS_HELP)
     b.add_argument("--shard", help="K/N: grade only the K-th of N disjoint slices")
     b.add_argument("--assignment")
     b.add_argument("--progress", choices=["auto", "on", "off"])
@@ -34,7 +38,7 @@ def _parser() -> argparse.ArgumentParser:
 
     a = verb("autograde", help="nbgrader autograde, fed by the engine (resumable)")
     a.add_argument("assignment", nargs="?")
-    a.add_argument("--jobs", type=int)
+    a.add_argument("--jobs", type=int, help=JOBS_HELP)
     a.add_argument("--course", help="the course directory (has nbgrader_config.py)")
 
     c = verb("collect", help="an LMS download (Canvas zip) -> submitted/, every skipped file listed")
@@ -65,7 +69,7 @@ def _parser() -> argparse.ArgumentParser:
 
     d = verb("demo", help="the main job: collect, autograde, feedback, export, table")
     d.add_argument("--course")
-    d.add_argument("--jobs", type=int, help="parallel grading workers (default: one per core)")
+    d.add_argument("--jobs", type=int, help=JOBS_HELP)
     return p
 
 

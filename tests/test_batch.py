@@ -12,6 +12,7 @@ from pathlib import Path
 import pytest
 
 from autograder import cli
+from autograder import batch
 from autograder.batch import discover, grade_many, parse_shard, select_shard
 from autograder.store import ResultStore
 from autograder.synth import write_submission
@@ -30,6 +31,24 @@ def canonical(result) -> dict:
 
 
 # --- finding and slicing the cohort (no engine) -----------------------------------------
+def test_a_large_cohort_gets_one_worker_more_than_cores_and_one_core_stays_serial(tmp_path, monkeypatch):
+    """Does a cohort of EXTRA_WORKER_FROM or more on two or more cores run one worker more than
+    cores, while a class keeps one per core and `--jobs 1` one worker?"""
+    started = []
+
+    def run(driver):                 # what the driver would start, without starting it
+        started.append(driver.jobs)
+        driver.results.update({sid: None for ids in driver.plan.ids_by_key.values() for sid in ids})
+    monkeypatch.setattr(batch._Driver, "run", run)
+    monkeypatch.setattr(batch, "key_of", lambda path, fp, assignment: str(path))
+    store = ResultStore(tmp_path / "results")
+    big = [(f"s{i:03d}", tmp_path / f"s{i:03d}.ipynb") for i in range(batch.EXTRA_WORKER_FROM)]
+    for jobs, items in ((2, big), (4, big), (1, big), (2, big[:-1]), (2, big[:40])):
+        grade_many(items, jobs=jobs, store=store, progress="off")
+    assert started == [3, 5, 1, 2, 2]
+
+
+
 def test_flat_folder_ids_are_file_stems(tmp_path):
     """Is each notebook of a flat folder graded under its file name without .ipynb?"""
     for name in ["b.ipynb", "a b.ipynb", "notes.txt"]:
