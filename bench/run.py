@@ -24,6 +24,7 @@ sys.path.insert(0, str(KIT))
 import psutil  # noqa: E402  (comes with jupyter; the bench only)
 
 from autograder import rubric as rubric_mod  # noqa: E402
+from autograder.batch import workers_for  # noqa: E402
 from cohort import STOCK_CONFIG, course_with, make_cohort, released_course  # noqa: E402
 
 GB = 1024 ** 3
@@ -271,7 +272,8 @@ def main(argv=None) -> int:
             shutil.rmtree(course, ignore_errors=True)
 
     print()
-    print(f"gradient_backward benchmark, {args.jobs} workers, {os.cpu_count()} cores; load average "
+    print(f"gradient_backward benchmark, --jobs {args.jobs} (the kit's workers: {args.jobs}, "
+          f"{workers_for(args.jobs, args.n)} at {args.n}), {os.cpu_count()} cores; load average "
           f"now {os.getloadavg()[0]:.1f} (the machine may be shared: compare rows of one run, "
           "and CPU s before wall s)")
     header()
