@@ -3,9 +3,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
-import stat
-import time
 from functools import lru_cache
 from pathlib import Path
 
@@ -14,7 +11,7 @@ from . import lean  # noqa: F401  (before nbformat: skips what grading never use
 import nbformat
 
 from . import rubric as rubric_mod
-from .notebook import MAX_BYTES, NotebookError, read_submission, read_submission_bytes, restore
+from .notebook import MAX_BYTES, NotebookError, parse_submission, read_submission_bytes, restore
 
 PACKAGE = Path(__file__).resolve().parent
 # The modules whose code can change a result (the rest only move results around): a cached
@@ -48,15 +45,29 @@ def submission_key(path_or_nb, assignment: str = "gradient_backward") -> str:
     engine reads is covered (cells, where parts end, missing cells, added code, notes).
     Unreadable files key on their bytes."""
     fp = fingerprint(assignment)
+    if isinstance(path_or_nb, dict):
+        return _plan_key(path_or_nb, fp, assignment)
     try:
-        nb = path_or_nb if isinstance(path_or_nb, dict) else read_submission(path_or_nb)
+        raw = read_submission_bytes(path_or_nb, max_bytes=MAX_BYTES + 1)
     except NotebookError as exc:
-        try:
-            data = read_submission_bytes(path_or_nb, max_bytes=MAX_BYTES + 1)
-        except NotebookError:
-            data = b""
-        return hashlib.sha256(fp.encode() + b"\0unreadable\0" + str(exc).encode() + b"\0"
-                              + data).hexdigest()
+        return _unreadable_key(fp, exc, b"")
+    return _bytes_key(raw, fp, assignment)
+
+
+def _bytes_key(raw: bytes, fp: str, assignment: str) -> str:
+    try:
+        nb = parse_submission(raw)
+    except NotebookError as exc:
+        return _unreadable_key(fp, exc, raw)
+    return _plan_key(nb, fp, assignment)
+
+
+def _unreadable_key(fp: str, exc: NotebookError, data: bytes) -> str:
+    return hashlib.sha256(fp.encode() + b"\0unreadable\0" + str(exc).encode() + b"\0"
+                          + data).hexdigest()
+
+
+def _plan_key(nb, fp: str, assignment: str) -> str:
     r = rubric_mod.load(assignment)
     plan = restore(nb, source_notebook(assignment), r.part_names)
     blob = json.dumps({"cells": [[c.source, c.label, c.origin] for c in plan.cells],
@@ -66,32 +77,38 @@ def submission_key(path_or_nb, assignment: str = "gradient_backward") -> str:
     return hashlib.sha256(fp.encode() + b"\0" + blob).hexdigest()
 
 
-def key_of(path: Path, fingerprint: str, assignment: str = "gradient_backward") -> str:
+_KEYS: dict[tuple[bytes, str, str], str] = {}   # (sha256 of the bytes, fingerprint, assignment) -> key
+_KEYS_KEPT = 4096
+
+
+def key_of(path: Path, fp: str, assignment: str = "gradient_backward") -> str:
     """submission_key, or for a file that is not even a notebook, a hash of its bytes. A cohort
     run asks for each file's key several times (planning, the ledger, waiting for the engine,
-    nbgrader's step): a regular file is read once per process while it stays the same file.
-    One changed in the last seconds is always read (file times may be too coarse to tell two
-    quick writes apart)."""
+    nbgrader's step): the file is read and hashed each time (a read and a hash of some 40 kB),
+    parsed and planned once per content and process. Keyed on the bytes, not on file times,
+    so a file rewritten a moment ago is never mistaken for its earlier self."""
     try:
-        st = os.lstat(path)
-    except OSError:
-        return _key_of(path, fingerprint, assignment)
-    if not stat.S_ISREG(st.st_mode) or time.time() - st.st_ctime < 2:
-        return _key_of(path, fingerprint, assignment)
-    return _key_of_file(str(path), (st.st_dev, st.st_ino, st.st_size, st.st_mtime_ns, st.st_ctime_ns),
-                        fingerprint, assignment)
+        raw = read_submission_bytes(path, max_bytes=MAX_BYTES + 1)
+    except NotebookError:
+        return _key_of(path, fp, assignment)  # no regular file to read: nothing to keep
+    memo = (hashlib.sha256(raw).digest(), fp, assignment)
+    key = _KEYS.get(memo)
+    if key is None:
+        try:
+            key = _bytes_key(raw, fingerprint(assignment), assignment)
+        except Exception:  # unreadable input is graded (score 0 with the reason), never fatal here
+            key = hashlib.sha256(b"raw\0" + fp.encode() + raw).hexdigest()
+        if len(_KEYS) >= _KEYS_KEPT:
+            _KEYS.clear()
+        _KEYS[memo] = key
+    return key
 
 
-@lru_cache(maxsize=4096)
-def _key_of_file(path: str, identity: tuple, fingerprint: str, assignment: str) -> str:
-    return _key_of(path, fingerprint, assignment)
-
-
-def _key_of(path, fingerprint: str, assignment: str) -> str:
+def _key_of(path, fp: str, assignment: str) -> str:
     try:
         return submission_key(path, assignment)
     except Exception:  # unreadable input is graded (score 0 with the reason), never fatal here
-        h = hashlib.sha256(b"raw\0" + fingerprint.encode())
+        h = hashlib.sha256(b"raw\0" + fp.encode())
         try:
             h.update(Path(path).read_bytes())
         except OSError as e:

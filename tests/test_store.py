@@ -138,3 +138,36 @@ def test_a_kill_9_mid_save_never_leaves_a_torn_file(tmp_path):
     finally:
         server.kill()
         server.wait()
+
+
+# --- submission keys, as a cohort run asks for them ---------------------------------------
+def test_a_file_rewritten_a_moment_ago_with_the_same_size_and_times_gets_its_new_key(tmp_path):
+    """Is a key asked again after the file was rewritten (same size, same file times, within
+    the same second) the new content's, never the earlier one's?"""
+    from autograder import identity
+    from autograder.synth import write_submission
+    nb = tmp_path / "s.ipynb"
+    write_submission(nb, {"relu_grad": "def relu_grad(inp, out):\n    inp.g = out.g * 1\n"})
+    first = identity.key_of(nb, FP)
+    before = os.stat(nb)
+    text = nb.read_text().replace("out.g * 1", "out.g * 2")
+    nb.write_text(text)
+    os.utime(nb, ns=(before.st_atime_ns, before.st_mtime_ns))
+    after = os.stat(nb)
+    assert (after.st_size, after.st_mtime_ns) == (before.st_size, before.st_mtime_ns)
+    assert identity.key_of(nb, FP) != first
+    assert identity.key_of(nb, FP) == identity.submission_key(nb)
+
+
+def test_a_key_asked_again_reads_the_file_but_plans_it_once(tmp_path, monkeypatch):
+    """Does asking a file's key again (planning, the ledger, waiting, nbgrader's step) skip
+    parsing and planning what it already keyed, even for a file written a moment ago?"""
+    from autograder import identity
+    from autograder.synth import write_submission
+    nb = tmp_path / "s.ipynb"
+    write_submission(nb, {})
+    plans = []
+    real = identity._plan_key
+    monkeypatch.setattr(identity, "_plan_key", lambda *a: plans.append(1) or real(*a))
+    keys = {identity.key_of(nb, FP) for _ in range(4)}
+    assert len(keys) == 1 and len(plans) == 1
