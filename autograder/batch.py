@@ -259,9 +259,14 @@ class _Driver:
         self.attempts: dict[str, int] = {}
         self.deaths_before_ready = 0
 
+    def spawn_ahead(self, expected: int) -> None:
+        """Starts the workers `expected` submissions need, before the plan exists."""
+        for _ in range(min(self.jobs, expected)):
+            self._spawn(expected)
+
     def run(self) -> None:
         try:
-            for _ in range(min(self.jobs, len(self.plan.queue))):
+            for _ in range(min(self.jobs, len(self.plan.queue)) - len(self.slots)):
                 self._spawn()
             while self.plan.queue or any(s.task for s in self.slots):
                 self._dispatch()
@@ -269,10 +274,11 @@ class _Driver:
         finally:
             self._shutdown()
 
-    def _spawn(self) -> None:
+    def _spawn(self, expected: int | None = None) -> None:
         parent, child = self.ctx.Pipe()
         # Will each worker grade enough to repay what a many-submission sandbox costs at start?
-        many = len(self.plan.queue) >= MANY_SUBMISSIONS * self.jobs
+        queued = len(self.plan.queue) if expected is None else expected
+        many = queued >= MANY_SUBMISSIONS * self.jobs
         # The trusted side compares small arrays: one BLAS thread. OpenBLAS's own threads would
         # spin after each call, taking CPU from the sandboxes (0.4 s per worker on 40 submissions).
         for name in ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS"):
@@ -395,19 +401,39 @@ def grade_many(items: list[tuple[str, Path]], *, jobs: int = 0, store: ResultSto
         dup = sorted({i for i in ids if ids.count(i) > 1})
         raise ValueError(f"duplicate submission ids: {dup[:5]}")
     assignment = assignment or store.assignment
+    cores = jobs or default_jobs()
     results: dict[str, Result] = {}
-    plan = _plan(items, store, results)
-    bar = Progress(len(items), mode=progress, done=len(results))
+    # Workers take seconds to start and planning reads every notebook: the workers that the
+    # ids with no result of this kit will need start first, and start up while the plan is made.
+    ahead = _surely_to_grade(items, store)
+    driver = _Driver(_Plan(), jobs=workers_for(cores, ahead), store=store, assignment=assignment,
+                     progress=None, results=results, task_timeout=task_timeout, context=context)
     try:
-        if plan.queue:
-            workers = workers_for(jobs or default_jobs(), len(plan.queue))
-            log.info("%d to grade on %d worker%s", len(plan.queue), workers, "s" * (workers > 1))
-            _Driver(plan, jobs=workers, store=store, assignment=assignment,
-                    progress=bar, results=results, task_timeout=task_timeout,
-                    context=context).run()
+        driver.spawn_ahead(ahead)
+        plan = _plan(items, store, results)
+        bar = Progress(len(items), mode=progress, done=len(results))
+        try:
+            if plan.queue:
+                driver.jobs = workers_for(cores, len(plan.queue))
+                log.info("%d to grade on %d worker%s", len(plan.queue), driver.jobs,
+                         "s" * (driver.jobs > 1))
+                driver.plan, driver.progress = plan, bar
+                driver.run()
+        finally:
+            bar.close()
     finally:
-        bar.close()
+        driver._shutdown()
     return {sid: results[sid] for sid in ids}
+
+
+def _surely_to_grade(items, store: ResultStore) -> int:
+    """How many ids have no usable result of this kit at all (no file read beyond the store's):
+    a lower bound of what the plan will queue, short of identical notebooks graded once."""
+    n = 0
+    for sid, _ in items:
+        rec = store.record(sid)
+        n += rec is None or rec.fingerprint != store.fingerprint or rec.engine_failure
+    return n
 
 
 # --- the verb ---------------------------------------------------------------------------

@@ -33,19 +33,30 @@ def canonical(result) -> dict:
 # --- finding and slicing the cohort (no engine) -----------------------------------------
 def test_a_large_cohort_gets_one_worker_more_than_cores_and_one_core_stays_serial(tmp_path, monkeypatch):
     """Does a cohort of EXTRA_WORKER_FROM or more on two or more cores run one worker more than
-    cores, while a class keeps one per core and `--jobs 1` one worker?"""
-    started = []
+    cores, while a class keeps one per core and `--jobs 1` one worker? And are they started
+    before the plan is made (ids without a result need them whatever the plan says)?"""
+    started, ahead = [], []
 
-    def run(driver):                 # what the driver would start, without starting it
-        started.append(driver.jobs)
+    def run(driver):                 # what the driver would run, without running it
+        started.append((driver.jobs, len(driver.slots)))
         driver.results.update({sid: None for ids in driver.plan.ids_by_key.values() for sid in ids})
     monkeypatch.setattr(batch._Driver, "run", run)
+    monkeypatch.setattr(batch._Driver, "_spawn", lambda driver, expected=None: (
+        ahead.append(expected), driver.slots.append(expected)))
+    monkeypatch.setattr(batch._Driver, "_shutdown", lambda driver: driver.slots.clear())
     monkeypatch.setattr(batch, "key_of", lambda path, fp, assignment: str(path))
     store = ResultStore(tmp_path / "results")
     big = [(f"s{i:03d}", tmp_path / f"s{i:03d}.ipynb") for i in range(batch.EXTRA_WORKER_FROM)]
-    for jobs, items in ((2, big), (4, big), (1, big), (2, big[:-1]), (2, big[:40])):
+    for jobs, items in ((2, big), (4, big), (1, big), (2, big[:-1]), (2, big[:40]), (4, big[:3])):
         grade_many(items, jobs=jobs, store=store, progress="off")
-    assert started == [3, 5, 1, 2, 2]
+    assert started == [(3, 3), (5, 5), (1, 1), (2, 2), (2, 2), (4, 3)]
+    assert all(n is not None for n in ahead)   # every one of them started before the plan
+    graded = batch.engine_failure("gradient_backward", "stand-in")
+    for sid, path in big[:5]:                  # a rerun of what is graded starts nothing
+        store.save(sid, graded, key=str(path))
+    ahead.clear()
+    grade_many(big[:5], jobs=2, store=store, progress="off")
+    assert ahead == [] and len(started) == 6
 
 
 
