@@ -62,7 +62,7 @@ def _error(type_, message, memory=False):
 MSE, RELU, LIN, FAB = "mse_grad/n64_f32", "relu_grad/64x50_f32", "lin_grad/64_20x50_f32", \
     "forward_and_backward/64_20_50_f32"
 MSE64, NN = "mse_grad/n50_f64", "nn_module/64_20_50"
-MEMORY = "lin_without_einsum/memory_4000_784x50_f32"
+MEMORY = "lin_without_einsum/memory_2000_784x50_f32"
 MODEL, MODULE_BASE = "layers_as_classes/model_64_20_50_f32", "module_forward/module_keeps_args"
 CLASS_RELU = "layers_as_classes/relu_64x50_f32"
 
@@ -131,7 +131,7 @@ WRONG = {
     "uses_einsum": lambda: right("lin_without_einsum/64_20x50_f32", values={"test.source": EINSUM_LIN}),
     "outer_product_oom": lambda: right(MEMORY, status="error", error=_error(
         "RuntimeError", "[enforce fail at alloc_cpu.cpp] DefaultCPUAllocator: can't allocate "
-        "memory: you tried to allocate 627200000 bytes.", memory=True)),
+        "memory: you tried to allocate 313600000 bytes.", memory=True)),
     "layers_not_registered": lambda: right(NN, values={"n_parameters": 0, "param_shapes": "[]"}),
     "nn_wrong_layer_sizes": lambda: right(NN, values={
         "param_shapes": "[(1,), (1, 20), (20,), (20, 50)]"}),
