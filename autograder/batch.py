@@ -272,7 +272,7 @@ class _Driver:
                 self._dispatch()
                 self._step()
         finally:
-            self._shutdown()
+            self.shutdown()
 
     def _spawn(self, expected: int | None = None) -> None:
         parent, child = self.ctx.Pipe()
@@ -371,7 +371,7 @@ class _Driver:
             self.results[sid] = result
             self.progress.advance(f"{sid}: {result.score:g}/{result.max_score:g}")
 
-    def _shutdown(self) -> None:
+    def shutdown(self) -> None:
         for slot in self.slots:
             try:
                 slot.conn.send(None)
@@ -422,13 +422,14 @@ def grade_many(items: list[tuple[str, Path]], *, jobs: int = 0, store: ResultSto
         finally:
             bar.close()
     finally:
-        driver._shutdown()
+        driver.shutdown()
     return {sid: results[sid] for sid in ids}
 
 
 def _surely_to_grade(items, store: ResultStore) -> int:
-    """How many ids have no usable result of this kit at all (no file read beyond the store's):
-    a lower bound of what the plan will queue, short of identical notebooks graded once."""
+    """How many ids have no usable result of this kit at all, from the store alone (no
+    notebook is read): the plan queues fewer when notebooks are identical (graded once) and
+    more when some changed since they were graded."""
     n = 0
     for sid, _ in items:
         rec = store.record(sid)

@@ -43,7 +43,7 @@ def test_a_large_cohort_gets_one_worker_more_than_cores_and_one_core_stays_seria
     monkeypatch.setattr(batch._Driver, "run", run)
     monkeypatch.setattr(batch._Driver, "_spawn", lambda driver, expected=None: (
         ahead.append(expected), driver.slots.append(expected)))
-    monkeypatch.setattr(batch._Driver, "_shutdown", lambda driver: driver.slots.clear())
+    monkeypatch.setattr(batch._Driver, "shutdown", lambda driver: driver.slots.clear())
     monkeypatch.setattr(batch, "key_of", lambda path, fp, assignment: str(path))
     store = ResultStore(tmp_path / "results")
     big = [(f"s{i:03d}", tmp_path / f"s{i:03d}.ipynb") for i in range(batch.EXTRA_WORKER_FROM)]
