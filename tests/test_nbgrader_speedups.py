@@ -91,3 +91,34 @@ def test_a_cohort_pass_commits_in_wal_and_leaves_one_file(tmp_path, monkeypatch)
         assert con.execute("PRAGMA journal_mode").fetchone()[0] == "delete"
         assert con.execute("SELECT id FROM student").fetchall() == [("ada",)]
     assert not (tmp_path / "gradebook.db-wal").exists()
+
+
+def test_the_log_filter_keeps_and_drops_the_same_records_without_formatting_dropped_info():
+    """Does nbgrader's log filter keep warnings, drop the noise and INFO lines as before, and
+    leave an INFO line unformatted when the root logger is not at DEBUG?"""
+    import logging
+    from autograder.nbgrader_integration.course_api import _QuietNbgrader
+
+    class Loud:
+        formatted = 0
+
+        def __str__(self):
+            Loud.formatted += 1
+            return "a submission"
+
+    def record(level, msg, *args):
+        return logging.LogRecord("traitlets", level, __file__, 1, msg, args, None)
+
+    f, root = _QuietNbgrader(), logging.getLogger()
+    saved = root.level
+    try:
+        root.setLevel(logging.INFO)
+        assert not f.filter(record(logging.INFO, "%s submitted", Loud()))
+        assert Loud.formatted == 0
+        assert f.filter(record(logging.WARNING, "%s is 5 seconds late", Loud()))
+        assert not f.filter(record(logging.WARNING, "Attribute 'checksum' for cell %s", "t1"))
+        root.setLevel(logging.DEBUG)
+        assert f.filter(record(logging.INFO, "%s submitted", Loud()))
+        assert not f.filter(record(logging.INFO, "Removing existing assignment: %s", "x"))
+    finally:
+        root.setLevel(saved)
