@@ -3,7 +3,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from traitlets import Callable, Set, Unicode
+from nbconvert.exporters import Exporter
+from traitlets import Callable, Set, Type, Unicode
 
 from nbgrader import utils
 from nbgrader.converters import Autograde
@@ -11,6 +12,7 @@ from nbgrader.converters.base import BaseConverter
 
 from . import source_cells
 from .course_api import open_api
+from .owned_exporter import OwnedNotebookExporter
 
 
 class CohortAutograde(Autograde):
@@ -24,6 +26,8 @@ class CohortAutograde(Autograde):
     ready = Callable(allow_none=True, default_value=None,
                      help="called with a student id before that student is converted; False skips "
                           "the student (it may wait, e.g. for the engine's result)")
+    # each notebook is read by the exporter and written once: no copies of it are needed
+    exporter_class = Type(OwnedNotebookExporter, klass=Exporter).tag(config=True)
 
     def __init__(self, **kw):
         super().__init__(**kw)
