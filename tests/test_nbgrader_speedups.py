@@ -122,3 +122,24 @@ def test_the_log_filter_keeps_and_drops_the_same_records_without_formatting_drop
         assert not f.filter(record(logging.INFO, "Removing existing assignment: %s", "x"))
     finally:
         root.setLevel(saved)
+
+
+def test_a_passing_metadata_value_is_checked_once_and_a_lookalike_still_fails():
+    """Is metadata that passed not run through the schema again, while a value that equals it
+    in Python but not to the schema (True for 1 point) still fails as in nbgrader?"""
+    from autograder.nbgrader_integration import check_cell_metadata as ours
+    good = dict(GOOD, grade_id="once", points=1)
+    runs = []
+    original = ours.best_match
+    ours.best_match = lambda errors: runs.append(1) or original(errors)
+    try:
+        assert _outcome(CheckCellMetadata(), _nb(dict(good))) is None
+        first = len(runs)
+        assert _outcome(CheckCellMetadata(), _nb(dict(good))) is None
+        assert first == 1 and len(runs) == first   # checked against the schema once
+        lookalike = dict(good, points=True)
+        assert lookalike == good
+        theirs = _outcome(NbgraderCheck(), _nb(dict(lookalike)))
+        assert theirs is not None and _outcome(CheckCellMetadata(), _nb(dict(lookalike))) == theirs
+    finally:
+        ours.best_match = original
