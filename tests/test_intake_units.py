@@ -112,3 +112,29 @@ def test_sanitizer_cleans_ids_tags_outputs_and_attachments():
     assert c.outputs[0]["data"] == {"text/plain": "1"} and c.outputs[0]["metadata"] == {}
     assert out.cells[1]["attachments"] == {"a.svg": {}, "b.png": {"image/png": "iVBORw0KGgo="}}
     assert out.metadata == {"kernelspec": {"name": "python3", "display_name": "Python 3"}}
+
+
+def test_sanitizer_bleaches_a_text_once_per_settings_and_the_same_as_bleach():
+    """Is a markdown text bleached once for many notebooks, to what bleach itself gives, and
+    does a sanitizer with other settings bleach it anew?"""
+    from nbconvert.preprocessors.sanitize import SanitizeHTML
+    text = "Hi <img src=x onerror=alert(1)> > quote <b>bold</b> <!-- c --> unique-8f3a"
+    calls = []
+    original = SanitizeHTML.sanitize_html_tags
+
+    def counted(self, html):
+        calls.append(html)
+        return original(self, html)
+
+    SanitizeHTML.sanitize_html_tags = counted
+    try:
+        first, second = CleanSubmission(), CleanSubmission()
+        assert first.bleach(text) == second.bleach([text[:10], text[10:]]) \
+            == original(SanitizeHTML(), text).replace("&gt;", ">")
+        assert len(calls) == 1
+        from traitlets.config import Config
+        stripping = CleanSubmission(config=Config({"SanitizeHTML": {"strip": True}}))
+        assert stripping.bleach(text) == original(SanitizeHTML(strip=True), text).replace("&gt;", ">")
+        assert len(calls) == 2
+    finally:
+        SanitizeHTML.sanitize_html_tags = original

@@ -18,6 +18,8 @@ _BLEACH = {"text/html", "text/markdown"}
 _IMAGES = {"image/png", "image/jpeg", "image/gif"}
 _SAFE_WORD = re.compile(r"^[\w.:+-]{1,64}$")       # tags, kernel names, languages
 _CELL_ID = re.compile(r"^[a-zA-Z0-9_-]{1,64}$")      # nbformat 4.5's own rule for cell ids
+_BLEACHED: dict[tuple[str, str], str] = {}            # (settings, text) -> bleached text
+_BLEACHED_MAX = 4096
 
 
 def _b64_ok(data) -> bool:
@@ -49,11 +51,23 @@ class CleanSubmission(Preprocessor):
     def __init__(self, **kw):
         super().__init__(**kw)
         self._bleach = SanitizeHTML(parent=self)
+        b = self._bleach   # what sanitize_html_tags reads
+        self._settings = repr((sorted(b.tags), sorted(b.attributes.items()) if isinstance(b.attributes, dict)
+                               else b.attributes, b.strip, b.strip_comments, sorted(b.styles)))
 
     def bleach(self, text) -> str:
         text = "".join(text) if isinstance(text, list) else str(text or "")
-        # a lone ">" can never open a tag: keep it, so markdown quotes stay quotes
-        return self._bleach.sanitize_html_tags(text).replace("&gt;", ">")
+        # Every student's notebook carries the released markdown: bleach (an HTML parse) runs once
+        # per distinct text and settings in this process, the same function of both.
+        key = (self._settings, text)
+        clean = _BLEACHED.get(key)
+        if clean is None:
+            # a lone ">" can never open a tag: keep it, so markdown quotes stay quotes
+            clean = self._bleach.sanitize_html_tags(text).replace("&gt;", ">")
+            if len(_BLEACHED) >= _BLEACHED_MAX:
+                _BLEACHED.clear()
+            _BLEACHED[key] = clean
+        return clean
 
     def preprocess(self, nb, resources):
         cells = [c for c in nb.get("cells", []) if isinstance(c, dict) and isinstance(c.get("cell_type"), str)]
