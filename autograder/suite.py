@@ -198,10 +198,12 @@ class SuiteRunner:
         self.plugin = _Plugin(parts)
         # Only pytest's own plugins and this one: whatever else the environment installs
         # (xdist, anyio...) the suites never use, and finding and loading it through the
-        # packages' entry points was most of the session's start (0.4 s of CPU, now 0.1).
+        # packages' entry points was most of the session's start (0.4 s of CPU, now 0.1). No
+        # conftest.py above the assignment folder either (a course's, or the kit's own tests/).
         self.args = [str(self.folder), "--disable-plugin-autoload", "-p", "no:cacheprovider",
                      "-p", "no:terminal", "-p", "no:faulthandler", "--capture=no",
-                     "--rootdir", str(self.folder), "-o", "addopts=", "--import-mode=importlib",
+                     "--rootdir", str(self.folder), "--confcutdir", str(self.folder),
+                     "-o", "addopts=", "--import-mode=importlib",
                      "-W", "ignore::DeprecationWarning", "-p", "no:logging"]
         self.thread = threading.Thread(target=self._main, name="hidden-suites", daemon=True)
         self.thread.start()
