@@ -35,8 +35,8 @@ MANIFEST = ".shard.json"     # which slice a results folder holds, so merge can 
 # From this many submissions to grade on, N >= 2 cores get N + 1 workers: a submission that
 # sleeps or waits (a student's time.sleep, the supervisor and the host answering each other)
 # leaves its core idle, and the extra worker takes that core. On 2 cores, 300 bench
-# submissions: 60.0-61.1 s -> 51.3-52.4 s for the same CPU; at 40, the extra worker's start
-# (about 2 CPU s) is not repaid (10.4-13.2 s -> 12.1-14.0 s).
+# submissions: 60.0-61.1 s -> 51.3-52.4 s for the same CPU; at 100, 16.9-21.3 -> 17.2-17.9 s;
+# at 40 the extra worker's start (about 2 CPU s) is not repaid (11.1-11.6 -> 10.5-12.9 s).
 EXTRA_WORKER_FROM = 100
 
 
