@@ -89,8 +89,8 @@ def key_of(path: Path, fp: str, assignment: str = "gradient_backward") -> str:
     so a file rewritten a moment ago is never mistaken for its earlier self."""
     try:
         raw = read_submission_bytes(path, max_bytes=MAX_BYTES + 1)
-    except NotebookError:
-        return _key_of(path, fp, assignment)  # no regular file to read: nothing to keep
+    except NotebookError as exc:   # no regular file to read (a symlink, a FIFO, too big)
+        return _unreadable_key(fingerprint(assignment), exc, b"")   # as submission_key says
     memo = (hashlib.sha256(raw).digest(), fp, assignment)
     key = _KEYS.get(memo)
     if key is None:
@@ -102,15 +102,3 @@ def key_of(path: Path, fp: str, assignment: str = "gradient_backward") -> str:
             _KEYS.clear()
         _KEYS[memo] = key
     return key
-
-
-def _key_of(path, fp: str, assignment: str) -> str:
-    try:
-        return submission_key(path, assignment)
-    except Exception:  # unreadable input is graded (score 0 with the reason), never fatal here
-        h = hashlib.sha256(b"raw\0" + fp.encode())
-        try:
-            h.update(Path(path).read_bytes())
-        except OSError as e:
-            h.update(repr(e).encode())
-        return h.hexdigest()

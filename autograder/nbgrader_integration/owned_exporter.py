@@ -31,11 +31,8 @@ class OwnedNotebookExporter(NotebookExporter):
         if "language" in nb["metadata"]:
             resources["language"] = nb["metadata"]["language"].lower()
         nb, resources, strictly_valid = self._preprocess_owned(nb, resources)
-        notebook_name = ""
-        if resources is not None:
-            name = resources.get("metadata", {}).get("name", "")
-            path = resources.get("metadata", {}).get("path", "")
-            notebook_name = os.path.join(path, name)
+        meta = resources.get("metadata", {})
+        notebook_name = os.path.join(meta.get("path", ""), meta.get("name", ""))
         self._nb_metadata[notebook_name] = copy.deepcopy(nb.metadata)   # what writes leaves unstripped
         resources["output_suffix"] = ".v4" if nb.nbformat != 4 else ".nbconvert"
         if strictly_valid:

@@ -42,8 +42,8 @@ class WireError(ValueError):
 class SharedBlob:
     """Bytes the supervisor keeps for good, in a sealed memfd: handed to a job as an fd, so a
     large input (part 7's memory case, 6 MB) is not copied through the channel (13 MB took
-    about 90 ms a case in the sandbox). The
-    seals make it read-only for every process, so the same fd can serve every submission."""
+    about 90 ms a case in the sandbox). The seals make it read-only for every process, so the
+    same fd can serve every submission."""
 
     def __init__(self, data: bytes):
         self.size = len(data)
