@@ -78,5 +78,13 @@ _BY_PROBE = {
 
 
 def compute(probe: str, inputs: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
-    with torch.enable_grad():
-        return _BY_PROBE[probe](inputs)
+    """On one thread: a product split over threads is summed in an order that depends on how
+    many there are, so its last bits would depend on the machine (and the cached references
+    on which process made them). One thread gives the same bits everywhere."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        with torch.enable_grad():
+            return _BY_PROBE[probe](inputs)
+    finally:
+        torch.set_num_threads(threads)
