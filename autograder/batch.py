@@ -7,8 +7,10 @@ import json
 import logging
 import multiprocessing as mp
 import os
+import queue
 import signal
 import stat
+import threading
 import time
 import traceback
 from collections import deque
@@ -17,7 +19,7 @@ from multiprocessing.connection import Connection, wait
 from pathlib import Path
 
 from . import rubric as rubric_mod
-from .identity import key_of
+from .identity import key_and_hint_of
 from .progress import Progress
 from .safe_files import atomic_write, id_problem, shown
 from .scoring import Result, score
@@ -32,12 +34,12 @@ STARTUP_TIMEOUT = 180.0
 # 1.3 s once against about 0.03 s saved per submission).
 MANY_SUBMISSIONS = 45
 MANIFEST = ".shard.json"     # which slice a results folder holds, so merge can spot a missing one
-# From this many submissions to grade on, N >= 2 cores get N + 1 workers: a submission that
-# sleeps or waits (a student's time.sleep, the supervisor and the host answering each other)
-# leaves its core idle, and the extra worker takes that core. On 2 cores, 300 bench
-# submissions: 60.0-61.1 s -> 51.3-52.4 s for the same CPU; at 100, 16.9-21.3 -> 17.2-17.9 s;
-# at 40 the extra worker's start (about 2 CPU s) is not repaid (11.1-11.6 -> 10.5-12.9 s).
-EXTRA_WORKER_FROM = 100
+# Sandbox lanes per core (docs/scaling.md): several submissions in flight per worker, so a
+# student's sleep, a wait between the two sides or the trusted side's own work leaves the core
+# to another lane, for the cost of a forked supervisor rather than another worker's start
+# (torch imported twice, a pytest session). On 2 cores, 40 bench submissions: 2 workers of one
+# lane 7.7-8.0 s; 1 worker of 4 lanes 6.1-6.2 s; of 6 lanes 5.8-5.9 s. 300: 36.8 s -> 32.3 s.
+LANES_PER_CORE = 3
 
 
 class EngineUnavailable(RuntimeError):
@@ -148,13 +150,14 @@ def _die_with_parent() -> None:
         pass
 
 
-def _worker(assignment: str, conn: Connection, many: bool = True) -> None:
-    """Owns one Engine for its whole life and grades one submission at a time."""
+def _worker(assignment: str, conn: Connection, many: bool = True, lanes: int = 1) -> None:
+    """Owns one Engine for its whole life and grades one submission per sandbox lane at a
+    time, one thread per lane: while one lane's submission sleeps or waits, another's runs."""
     _die_with_parent()
     signal.signal(signal.SIGINT, signal.SIG_IGN)   # Ctrl-C is the driver's to handle
     try:
         from .engine import Engine
-        engine = Engine(assignment, many=many)
+        engine = Engine(assignment, many=many, lanes=lanes)
         engine.__enter__()
         # This process lives for the engine: what it holds now (torch, the suites, the cases)
         # stays to the end, so the collector need not walk it after every submission.
@@ -163,23 +166,47 @@ def _worker(assignment: str, conn: Connection, many: bool = True) -> None:
     except BaseException as e:  # noqa: BLE001 - reported to the driver, which stops the run
         conn.send(("fatal", f"{type(e).__name__}: {e}"))
         return
-    try:
-        conn.send(("ready",))
-        while True:
-            try:
-                task = conn.recv()
-            except EOFError:
-                return
-            if task is None:
-                return
+    outbox: queue.Queue = queue.Queue()
+    wake_r, wake_w = os.pipe()
+
+    def lane_main(lane: int, inbox: queue.Queue) -> None:
+        while (task := inbox.get()) is not None:
             sid, path = task
             try:
-                result = engine.grade(Path(path))
+                msg = ("done", sid, engine.grade(Path(path), lane=lane).to_json())
             except Exception:  # noqa: BLE001 - an engine bug: report, then let a fresh worker retry
-                conn.send(("crash", sid, traceback.format_exc(limit=5)))
-                return
-            conn.send(("done", sid, result.to_json()))
+                msg = ("crash", sid, traceback.format_exc(limit=5))
+            outbox.put((lane, msg))
+            os.write(wake_w, b".")
+
+    inboxes = [queue.Queue() for _ in range(engine.lanes)]
+    for lane, inbox in enumerate(inboxes):
+        threading.Thread(target=lane_main, args=(lane, inbox), daemon=True,
+                         name=f"lane-{lane}").start()
+    free = list(range(engine.lanes))
+    try:
+        conn.send(("ready", engine.lanes))
+        while True:
+            for ready in wait([conn, wake_r]):
+                if ready is conn:
+                    try:
+                        task = conn.recv()
+                    except EOFError:
+                        return
+                    if task is None or not free:
+                        return            # the end, or a driver that broke the protocol
+                    inboxes[free.pop(0)].put(task)
+                    continue
+                os.read(wake_r, 256)
+                while not outbox.empty():
+                    lane, msg = outbox.get()
+                    conn.send(msg)
+                    if msg[0] == "crash":
+                        return
+                    free.append(lane)
     finally:
+        for inbox in inboxes:
+            inbox.put(None)
         engine.__exit__(None, None, None)
 
 
@@ -190,8 +217,8 @@ class _Slot:
     conn: Connection
     born: float = field(default_factory=time.monotonic)
     ready: bool = False
-    task: tuple[str, str] | None = None
-    since: float = 0.0
+    lanes: int = 1
+    tasks: dict[str, tuple[tuple[str, str], float]] = field(default_factory=dict)  # sid -> (task, since)
 
 
 @dataclass
@@ -205,8 +232,9 @@ class _Plan:
 def _plan(items, store: ResultStore, results: dict[str, Result]) -> _Plan:
     plan = _Plan()
     fp = store.fingerprint
+    hints: dict[str, float] = {}
     for sid, path in items:
-        key = key_of(path, fp, store.assignment)
+        key, hints[sid] = key_and_hint_of(path, fp, store.assignment)
         rec = store.record(sid)
         if rec and rec.key == key and rec.fingerprint == fp and not rec.engine_failure:
             results[sid] = rec.result
@@ -221,7 +249,29 @@ def _plan(items, store: ResultStore, results: dict[str, Result]) -> _Plan:
             plan.ids_by_key[key] = []
             plan.queue.append((sid, str(path)))
         plan.ids_by_key[key].append(sid)
+    plan.queue = deque(_slow_early(list(plan.queue), hints))
     return plan
+
+
+def _slow_early(tasks: list, hints: dict[str, float]) -> list:
+    """Likely-slow submissions early, each followed by an ordinary one: a run ends when its
+    last submission does, and one that sleeps or loops is best started early; but started
+    all at once, several that sleep would leave the cores idle together. Slow means a hint
+    above the cohort's median (everyone's code has some loops). The rest keep their order."""
+    if not tasks:
+        return tasks
+    values = sorted(hints.get(t[0], 0.0) for t in tasks)
+    typical = values[len(values) // 2]
+    slow = sorted((t for t in tasks if hints.get(t[0], 0.0) > typical + 0.1),
+                  key=lambda t: -hints[t[0]])
+    chosen = {t[0] for t in slow}
+    rest = [t for t in tasks if t[0] not in chosen]
+    out = []
+    for i, task in enumerate(slow):
+        out.append(task)
+        if i < len(rest):
+            out.append(rest[i])
+    return out + rest[len(slow):]
 
 
 def engine_failure(assignment: str, reason: str) -> Result:
@@ -235,10 +285,16 @@ def engine_failure(assignment: str, reason: str) -> Result:
     return res.replace(error=f"engine failure: {reason}")
 
 
-def workers_for(jobs: int, to_grade: int) -> int:
-    """Worker processes for `jobs` cores and `to_grade` submissions (EXTRA_WORKER_FROM).
-    One core stays one worker: `--jobs 1` grades strictly one submission at a time."""
-    return jobs + 1 if jobs >= 2 and to_grade >= EXTRA_WORKER_FROM else jobs
+def shape_for(cores: int, to_grade: int) -> tuple[int, int]:
+    """(worker processes, sandbox lanes per worker) for `cores` and `to_grade` submissions.
+    One core is one worker of one lane: `--jobs 1` grades strictly one submission at a time.
+    Otherwise one worker per two cores (its trusted side, one thread at a time, keeps up with
+    six lanes), LANES_PER_CORE lanes per core, and no more lanes than submissions."""
+    if cores <= 1:
+        return 1, 1
+    workers = max(1, min(cores // 2, to_grade or 1))
+    lanes = min(LANES_PER_CORE * cores // workers, max(1, -(-to_grade // workers)))
+    return workers, lanes
 
 
 def default_jobs() -> int:
@@ -251,13 +307,14 @@ def default_jobs() -> int:
 class _Driver:
     def __init__(self, plan: _Plan, *, jobs: int, store: ResultStore, assignment: str,
                  progress: Progress, results: dict[str, Result], task_timeout: float,
-                 context: str):
+                 context: str, lanes: int = 1):
         self.plan, self.jobs, self.store, self.assignment = plan, jobs, store, assignment
         self.progress, self.results, self.task_timeout = progress, results, task_timeout
         self.ctx = mp.get_context(context)
         self.slots: list[_Slot] = []
         self.attempts: dict[str, int] = {}
         self.deaths_before_ready = 0
+        self.lanes = lanes
 
     def spawn_ahead(self, expected: int) -> None:
         """Starts the workers `expected` submissions need, before the plan exists."""
@@ -268,7 +325,7 @@ class _Driver:
         try:
             for _ in range(min(self.jobs, len(self.plan.queue)) - len(self.slots)):
                 self._spawn()
-            while self.plan.queue or any(s.task for s in self.slots):
+            while self.plan.queue or any(s.tasks for s in self.slots):
                 self._dispatch()
                 self._step()
         finally:
@@ -283,18 +340,18 @@ class _Driver:
         # spin after each call, taking CPU from the sandboxes (0.4 s per worker on 40 submissions).
         for name in ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS"):
             os.environ.setdefault(name, "1")
-        proc = self.ctx.Process(target=_worker, args=(self.assignment, child, many), daemon=True,
-                                name=f"grader-{len(self.slots)}")
+        proc = self.ctx.Process(target=_worker, args=(self.assignment, child, many, self.lanes),
+                                daemon=True, name=f"grader-{len(self.slots)}")
         proc.start()
         child.close()
         self.slots.append(_Slot(proc, parent))
 
     def _dispatch(self) -> None:
         for slot in self.slots:
-            if slot.ready and slot.task is None and self.plan.queue:
-                slot.task = self.plan.queue.popleft()
-                slot.since = time.monotonic()
-                slot.conn.send(slot.task)
+            while slot.ready and len(slot.tasks) < slot.lanes and self.plan.queue:
+                task = self.plan.queue.popleft()
+                slot.tasks[task[0]] = (task, time.monotonic())
+                slot.conn.send(task)
 
     def _step(self) -> None:
         waitables = {}
@@ -320,29 +377,32 @@ class _Driver:
         kind = msg[0]
         if kind == "ready":
             slot.ready = True
+            slot.lanes = max(1, int(msg[1]) if len(msg) > 1 else 1)
             self.deaths_before_ready = 0
         elif kind == "fatal":
             raise EngineUnavailable(f"the grading engine cannot start: {msg[1]}")
         elif kind == "done":
-            slot.task = None
+            slot.tasks.pop(msg[1], None)
             self._finish(msg[1], Result.from_json(msg[2]))
         elif kind == "crash":
             log.debug("engine error on %s:\n%s", msg[1], msg[2])
             last = msg[2].strip().splitlines()[-1] if msg[2].strip() else "unknown error"
-            self._bury(slot, f"engine error: {last}")
+            self._bury(slot, f"engine error: {last}", culprit=msg[1])
 
     def _watchdog(self) -> None:
         now = time.monotonic()
         for slot in list(self.slots):
-            if slot.task and now - slot.since > self.task_timeout:
+            if any(now - since > self.task_timeout for _, since in slot.tasks.values()):
                 slot.proc.kill()
                 slot.proc.join()
                 self._bury(slot, f"no answer within {self.task_timeout:.0f}s")
             elif not slot.ready and now - slot.born > STARTUP_TIMEOUT:
                 raise EngineUnavailable(f"a worker did not start within {STARTUP_TIMEOUT:.0f}s")
 
-    def _bury(self, slot: _Slot, reason: str) -> None:
-        """Replace a dead worker; its submission is retried once, then recorded as failed."""
+    def _bury(self, slot: _Slot, reason: str, culprit: str | None = None) -> None:
+        """Replace a dead worker; its submissions are retried once, then recorded as failed.
+        When the engine named the submission it failed on, the others it held (other lanes)
+        are retried without counting an attempt against them."""
         self.slots.remove(slot)
         if slot.proc.is_alive():
             slot.proc.kill()
@@ -352,12 +412,12 @@ class _Driver:
             self.deaths_before_ready += 1
             if self.deaths_before_ready > 2 * self.jobs + 1:
                 raise EngineUnavailable(f"workers keep dying before they are ready ({reason})")
-        if slot.task is not None:
-            sid, path = slot.task
-            self.attempts[sid] = self.attempts.get(sid, 0) + 1
+        for task, _ in slot.tasks.values():
+            sid = task[0]
+            self.attempts[sid] = self.attempts.get(sid, 0) + (culprit in (None, sid))
             if self.attempts[sid] < ATTEMPTS:
                 self.progress.note(f"{sid}: {reason}; retrying on a fresh worker")
-                self.plan.queue.appendleft(slot.task)
+                self.plan.queue.appendleft(task)
             else:
                 self.progress.note(f"{sid}: {reason} again; recorded as an engine failure")
                 self._finish(sid, engine_failure(self.assignment, reason), failed=True)
@@ -390,8 +450,8 @@ class _Driver:
 def grade_many(items: list[tuple[str, Path]], *, jobs: int = 0, store: ResultStore,
                progress: str = "auto", assignment: str | None = None,
                task_timeout: float = TASK_TIMEOUT, context: str = "spawn") -> dict[str, Result]:
-    """Grade every (id, notebook) on `jobs` cores (workers_for: one warm worker per core, one
-    more for a large cohort); skip what the store already holds.
+    """Grade every (id, notebook) on `jobs` cores (shape_for: warm workers, each grading
+    several submissions at once in its sandbox's lanes); skip what the store already holds.
 
     Each result is saved the moment it arrives, so a run killed at any point resumes where it
     stopped. Identical notebooks (equal submission keys) are graded once.
@@ -406,7 +466,8 @@ def grade_many(items: list[tuple[str, Path]], *, jobs: int = 0, store: ResultSto
     # Workers take seconds to start and planning reads every notebook: the workers that the
     # ids with no result of this kit will need start first, and start up while the plan is made.
     ahead = _surely_to_grade(items, store)
-    driver = _Driver(_Plan(), jobs=workers_for(cores, ahead), store=store, assignment=assignment,
+    workers, lanes = shape_for(cores, ahead)
+    driver = _Driver(_Plan(), jobs=workers, lanes=lanes, store=store, assignment=assignment,
                      progress=None, results=results, task_timeout=task_timeout, context=context)
     try:
         driver.spawn_ahead(ahead)
@@ -414,9 +475,9 @@ def grade_many(items: list[tuple[str, Path]], *, jobs: int = 0, store: ResultSto
         bar = Progress(len(items), mode=progress, done=len(results))
         try:
             if plan.queue:
-                driver.jobs = workers_for(cores, len(plan.queue))
-                log.info("%d to grade on %d worker%s", len(plan.queue), driver.jobs,
-                         "s" * (driver.jobs > 1))
+                driver.jobs, driver.lanes = shape_for(cores, len(plan.queue))
+                log.info("%d to grade on %d worker%s of %d lane%s", len(plan.queue), driver.jobs,
+                         "s" * (driver.jobs > 1), driver.lanes, "s" * (driver.lanes > 1))
                 driver.plan, driver.progress = plan, bar
                 driver.run()
         finally:

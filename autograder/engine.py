@@ -30,9 +30,10 @@ class Engine:
     """A warm sandbox plus the assignment's suites; grades submissions one at a time."""
 
     def __init__(self, assignment: str = "gradient_backward", *, limits: Limits | None = None,
-                 level: str | None = None, many: bool = True):
+                 level: str | None = None, many: bool = True, lanes: int = 1):
         """`many=False`: this engine grades one submission (a cold `grade`), so its sandbox
-        skips what only pays off over many."""
+        skips what only pays off over many. `lanes`: submissions it may grade at once, one
+        thread each (`grade(..., lane=i)`); `self.lanes` says how many the sandbox gave."""
         clock = _Clock()
         self.timings = clock.phases
         self.assignment = assignment
@@ -50,7 +51,8 @@ class Engine:
                                level=level, prefix=self._locked_prefix(),
                                oracles_source=oracles.read_text() if oracles.is_file() else "",
                                oracle_parts=[p.part for p in self.rubric.parts if p.oracles],
-                               many=many)
+                               many=many, lanes=lanes)
+        self.lanes = len(self.sandbox.lanes)
         clock.mark("sandbox_launch")
         try:
             self.cases, self._make_inputs = assignment_mod.cases_and_inputs(folder)
@@ -97,9 +99,11 @@ class Engine:
 
     # -- one submission --
 
-    def grade(self, path: str | Path, *, read: "Submission | None" = None) -> scoring.Result:
+    def grade(self, path: str | Path, *, read: "Submission | None" = None,
+              lane: int = 0) -> scoring.Result:
         """Never raises for bad input: an unreadable file is a result with score 0.
-        `read` is `read_file(path)` when the caller already read it."""
+        `read` is `read_file(path)` when the caller already read it; `lane`: which of the
+        sandbox's lanes runs it (one submission per lane at a time)."""
         started = time.monotonic()
         path = Path(path)
         read = read or read_file(path)
@@ -110,12 +114,13 @@ class Engine:
         plan = restore(nb, self.source, self.rubric.part_names)
         findings = self._findings(plan)
         parts_wire = self._parts_wire(plan, findings)
-        report = self.sandbox.grade(uuid.uuid4().hex[:12], self._cells_wire(plan), parts_wire)
+        box = self.sandbox.lanes[lane]
+        report = box.grade(uuid.uuid4().hex[:12], self._cells_wire(plan), parts_wire)
         if report.get("status") == "sandbox_failure":
             # Never the student's result on its own: regrade on the fresh sandbox the launcher
             # started; only a repeat there counts against the submission.
             log.warning("%s: sandbox failure; regrading on a fresh sandbox", path.name)
-            report = self.sandbox.grade(uuid.uuid4().hex[:12], self._cells_wire(plan), parts_wire)
+            report = box.grade(uuid.uuid4().hex[:12], self._cells_wire(plan), parts_wire)
         static, unattributed = self._attribute(plan, parts_wire, findings)
         student, flags = self._student(plan, report, static)
         outcomes = [scoring.TestOutcome(nodeid=n, part=p, passed=ok, message=m, mistake=k, weight=w)

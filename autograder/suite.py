@@ -205,6 +205,7 @@ class SuiteRunner:
                      "--rootdir", str(self.folder), "--confcutdir", str(self.folder),
                      "-o", "addopts=", "--import-mode=importlib",
                      "-W", "ignore::DeprecationWarning", "-p", "no:logging"]
+        self.lock = threading.Lock()  # one submission at a time through the one session
         self.thread = threading.Thread(target=self._main, name="hidden-suites", daemon=True)
         self.thread.start()
         ready = self.plugin.replies.get()
@@ -223,8 +224,9 @@ class SuiteRunner:
     def run(self, student: Student):
         if not self.thread.is_alive():
             raise RuntimeError("the hidden-suite session is not running")
-        self.plugin.requests.put(student)
-        reply = self.plugin.replies.get()
+        with self.lock:
+            self.plugin.requests.put(student)
+            reply = self.plugin.replies.get()
         if isinstance(reply, BaseException):
             raise RuntimeError(f"the hidden suites failed: {reply!r}") from reply
         if not reply:

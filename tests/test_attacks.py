@@ -152,10 +152,10 @@ def test_attack_leaves_no_process_behind(engine, tmp_path, listener):
             p = parent[p]
         if p == sandbox:
             mine.add(pid)
-    # What stays is the warm sandbox itself: bwrap's setup process, the supervisor (PID 1
-    # inside), the template it forked before any submission, and the next job's init and
-    # executor, started from the template (they have run nothing).
-    assert len(mine) <= 5, mine
+    # What stays is the warm sandbox itself: bwrap's setup process, the root (PID 1 inside),
+    # the lane's supervisor and the template it forked before any submission, and the next
+    # job's init and executor, started from the template (they have run nothing).
+    assert len(mine) <= 6, mine
     assert engine.sandbox.proc.poll() is None
 
 
@@ -238,11 +238,11 @@ def test_a_dead_template_is_regraded_never_stored(engine, tmp_path, listener):
     """When the sandbox's template dies between submissions, is the next one regraded on a
     fresh sandbox, at full marks, instead of being scored as a sandbox failure?"""
     import psutil
-    # bwrap -> the supervisor (PID 1 inside) -> the template it forked at start-up (its
-    # oldest child; the next job's init, started ahead of time, is the other)
-    supervisor = psutil.Process(engine.sandbox.proc.pid).children()[0]
-    template = min(supervisor.children(), key=lambda p: p.create_time())
-    template.kill()
+    # bwrap -> the root (PID 1 inside) -> lane 0's supervisor -> the template it forked
+    templates = [p for p in psutil.Process(engine.sandbox.proc.pid).children(recursive=True)
+                 if p.name() == "gb-template"]
+    assert len(templates) == 1
+    templates[0].kill()
     for name in ("honest.ipynb", "honest_again.ipynb"):
         result = engine.grade(synth.write_submission(tmp_path / name, {}))
         assert result.score == result.max_score, result.output

@@ -31,32 +31,54 @@ def canonical(result) -> dict:
 
 
 # --- finding and slicing the cohort (no engine) -----------------------------------------
-def test_a_large_cohort_gets_one_worker_more_than_cores_and_one_core_stays_serial(tmp_path, monkeypatch):
-    """Does a cohort of EXTRA_WORKER_FROM or more on two or more cores run one worker more than
-    cores, while a class keeps one per core and `--jobs 1` one worker? And are they started
-    before the plan is made (ids without a result need them whatever the plan says)?"""
+def test_workers_take_lanes_by_cores_and_one_core_stays_serial(tmp_path, monkeypatch):
+    """Does a cohort get one worker per two cores with three lanes per core (never more lanes
+    than submissions), while `--jobs 1` stays one worker of one lane? And are the workers
+    started before the plan is made (ids without a result need them whatever the plan says)?"""
     started, ahead = [], []
 
     def run(driver):                 # what the driver would run, without running it
-        started.append((driver.jobs, len(driver.slots)))
+        started.append((driver.jobs, driver.lanes, len(driver.slots)))
         driver.results.update({sid: None for ids in driver.plan.ids_by_key.values() for sid in ids})
     monkeypatch.setattr(batch._Driver, "run", run)
     monkeypatch.setattr(batch._Driver, "_spawn", lambda driver, expected=None: (
         ahead.append(expected), driver.slots.append(expected)))
     monkeypatch.setattr(batch._Driver, "shutdown", lambda driver: driver.slots.clear())
-    monkeypatch.setattr(batch, "key_of", lambda path, fp, assignment: str(path))
+    monkeypatch.setattr(batch, "key_and_hint_of", lambda path, fp, assignment: (str(path), 0.0))
     store = ResultStore(tmp_path / "results")
-    big = [(f"s{i:03d}", tmp_path / f"s{i:03d}.ipynb") for i in range(batch.EXTRA_WORKER_FROM)]
-    for jobs, items in ((2, big), (4, big), (1, big), (2, big[:-1]), (2, big[:40]), (4, big[:3])):
+    big = [(f"s{i:03d}", tmp_path / f"s{i:03d}.ipynb") for i in range(100)]
+    for jobs, items in ((2, big), (4, big), (1, big), (2, big[:40]), (2, big[:3]), (4, big[:3]),
+                        (8, big[:1])):
         grade_many(items, jobs=jobs, store=store, progress="off")
-    assert started == [(3, 3), (5, 5), (1, 1), (2, 2), (2, 2), (4, 3)]
+    assert started == [(1, 6, 1), (2, 6, 2), (1, 1, 1), (1, 6, 1), (1, 3, 1), (2, 2, 2), (1, 1, 1)]
     assert all(n is not None for n in ahead)   # every one of them started before the plan
     graded = batch.engine_failure("gradient_backward", "stand-in")
     for sid, path in big[:5]:                  # a rerun of what is graded starts nothing
         store.save(sid, graded, key=str(path))
     ahead.clear()
     grade_many(big[:5], jobs=2, store=store, progress="off")
-    assert ahead == [] and len(started) == 6
+    assert ahead == [] and len(started) == 7
+
+
+def test_likely_slow_submissions_start_early_one_at_a_time():
+    """Are the submissions whose code sleeps or loops more than the cohort's usual queued
+    first, each followed by an ordinary one, with the rest in their order?"""
+    tasks = [(f"s{i}", f"s{i}.ipynb") for i in range(8)]
+    hints = {"s0": 0.6, "s1": 0.6, "s2": 2.6, "s3": 0.6, "s4": 30.6, "s5": 0.6, "s6": 1.1, "s7": 0.6}
+    order = [sid for sid, _ in batch._slow_early(tasks, hints)]
+    assert order == ["s4", "s0", "s2", "s1", "s6", "s3", "s5", "s7"]
+    assert batch._slow_early([], {}) == []
+
+
+def test_slow_hint_reads_sleeps_loops_and_endless_loops():
+    """Does the hint count a constant sleep's seconds, a little per loop, a cell's time limit
+    for `while True`, and nothing for code it cannot parse?"""
+    from autograder.identity import slow_hint
+    assert slow_hint(["import time\ntime.sleep(2)\n"]) == 2.0
+    assert slow_hint(["from time import sleep\nsleep(0.5)\n"]) == 0.5
+    assert slow_hint(["for i in range(3):\n    pass\n", "x = [i for i in range(3)]\n"]) == pytest.approx(0.4)
+    assert slow_hint(["while True:\n    pass\n"]) == 30.0
+    assert slow_hint(["def f(:\n"]) == 0.0
 
 
 

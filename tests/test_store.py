@@ -167,7 +167,7 @@ def test_a_key_asked_again_reads_the_file_but_plans_it_once(tmp_path, monkeypatc
     nb = tmp_path / "s.ipynb"
     write_submission(nb, {})
     plans = []
-    real = identity._plan_key
-    monkeypatch.setattr(identity, "_plan_key", lambda *a: plans.append(1) or real(*a))
+    real = identity._plan_key_and_hint
+    monkeypatch.setattr(identity, "_plan_key_and_hint", lambda *a: plans.append(1) or real(*a))
     keys = {identity.key_of(nb, FP) for _ in range(4)}
     assert len(keys) == 1 and len(plans) == 1

@@ -155,22 +155,21 @@ def test_the_supervisor_side_never_takes_a_file_from_a_job():
 # --- supervisor -> host: a report's arrays as raw bytes after its JSON line -------------------
 
 class _Zygote:
-    """What `Sandbox._receive` reads from: the zygote's stdout, here a file holding `data`."""
+    """What `Lane._receive` reads from: the lane supervisor's channel, here a file holding `data`."""
 
     def __init__(self, data: bytes, report_mb: int = 1):
         import tempfile
         from types import SimpleNamespace
-        from autograder.sandbox.launcher import Limits, Sandbox
+        from autograder.sandbox.launcher import Lane, Limits
         stream = tempfile.TemporaryFile()
         stream.write(data)
         stream.seek(0)
-        self.sandbox = SimpleNamespace(proc=SimpleNamespace(stdout=stream), _buf=bytearray(),
-                                       limits=Limits(report_mb=report_mb))
+        self.lane = SimpleNamespace(sock=stream, _buf=bytearray(), limits=Limits(report_mb=report_mb))
         for name in ("_receive", "_read_more"):
-            setattr(self.sandbox, name, getattr(Sandbox, name).__get__(self.sandbox))
+            setattr(self.lane, name, getattr(Lane, name).__get__(self.lane))
 
     def receive(self) -> dict:
-        return self.sandbox._receive(5)
+        return self.lane._receive(5)
 
 
 def _report(*arrays: np.ndarray) -> dict:

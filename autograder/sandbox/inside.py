@@ -572,11 +572,13 @@ def _kept_under_tmp():
     return sorted(p for p in paths if p.startswith("/tmp/"))
 
 
-class Template:
-    """Forked from the supervisor before any secret reaches it; forks one job per request."""
+class Warm:
+    """What every lane's template starts from, made once in the root before any lane (and
+    any secret) exists: the probes, torch's lazy imports warmed, the locked prefix run, gc
+    frozen, the memory backed with huge pages. Each lane forks its template from a copy."""
 
-    def __init__(self, sock, request, isolation, workdir):
-        self.sock, self.isolation, self.workdir = sock, isolation, workdir
+    def __init__(self, request, workdir):
+        self.workdir = workdir
         module = types.ModuleType("probes")
         exec(compile(request["probes"], "<probes>", "exec"), module.__dict__)  # noqa: S102 - trusted
         self.probes = module
@@ -600,6 +602,14 @@ class Template:
         finally:
             os.chdir(here)
         return ns
+
+
+class Template:
+    """Forked from a lane's supervisor before any secret reaches it; forks one job per request."""
+
+    def __init__(self, sock, warm, isolation):
+        self.sock, self.isolation, self.workdir = sock, isolation, warm.workdir
+        self.probes, self.base_ns, self.keep = warm.probes, warm.base_ns, warm.keep
 
     def serve(self):
         self.sock.sendall(b"R")
@@ -711,7 +721,7 @@ class Job:
             raise JobLost(why, "timeout")
         ready = select.select([self.chan] + self._pipes(), [], [], min(remaining, 0.25))[0]
         _reap()
-        if not ready and self.private and self.sup.isolation == "bwrap" and _too_many_processes():
+        if not ready and self.private and self.sup.isolation == "bwrap" and self.sup.too_many_processes():
             # A fork bomb spins at the pids limit until its case times out, taking the
             # machine's cores from every other submission meanwhile: it ends here instead.
             raise JobLost("it started more processes than grading allows", "processes")
@@ -856,20 +866,7 @@ def _kill_descendants(root):
     """Weak isolation levels only (no PID namespace): the job init is a subreaper, so its
     strays are its descendants in /proc. The bwrap level never needs this."""
     for _ in range(50):
-        parents = {}
-        for pid in _pids():
-            with contextlib.suppress(OSError, ValueError, IndexError):
-                with open(f"/proc/{pid}/stat", "rb") as f:
-                    data = f.read()
-                parents[pid] = int(data[data.rindex(b")") + 2:].split()[1])
-        victims = set()
-        for pid in parents:
-            p, seen = pid, 0
-            while p in parents and seen < 64:
-                p, seen = parents[p], seen + 1
-                if p == root:
-                    victims.add(pid)
-                    break
+        victims = _tree(root) - {root}
         if not victims:
             return
         for pid in victims:
@@ -1163,11 +1160,12 @@ class Grading:
     def no_strays(self, part):
         """After a prober died: did it leave processes behind (a fork bomb, an orphan)? Then the
         rest of its part is not run, and the job is replayed for the other parts, so those
-        processes die with it. Counted from the kernel's list: the supervisor, the template,
-        the job's init and executor, and the snapshots not yet used are all that may exist."""
+        processes die with it. Counted from the kernel's list: the lane's supervisor, its
+        template, the job's init and executor, and the snapshots not yet used are all that may
+        exist in the lane."""
         expected = 4 + self.snapshots_live
         for _ in range(5):
-            alive = sum(1 for pid in _pids() if _status_kb(pid, "VmRSS") is not None)
+            alive = sum(1 for pid in self.sup.processes() if _status_kb(pid, "VmRSS") is not None)
             if alive <= expected or self.sup.isolation != "bwrap":
                 return
             _reap()
@@ -1223,12 +1221,30 @@ def _pids():
     return {int(name) for name in os.listdir("/proc") if name.isdigit()}
 
 
-def _too_many_processes():
-    """More processes in the sandbox's PID namespace than grading ever needs?"""
-    try:
-        return len(_pids()) > PROCESS_BUDGET
-    except OSError:
-        return False
+def _parents():
+    """Each process's parent, from the kernel's list (a process gone meanwhile is left out)."""
+    parents = {}
+    for pid in _pids():
+        with contextlib.suppress(OSError, ValueError, IndexError):
+            with open(f"/proc/{pid}/stat", "rb") as f:
+                data = f.read()
+            parents[pid] = int(data[data.rindex(b")") + 2:].split()[1])
+    return parents
+
+
+def _tree(root):
+    """`root` and every process whose parents lead to it."""
+    parents = _parents()
+    children = {}
+    for pid, parent in parents.items():
+        children.setdefault(parent, []).append(pid)
+    out, todo = {root}, [root]
+    while todo:
+        for child in children.get(todo.pop(), ()):
+            if child not in out:
+                out.add(child)
+                todo.append(child)
+    return out
 
 
 def _death_message(outcome, limits, what):
@@ -1255,37 +1271,34 @@ class Supervisor:
         self.ignored = self.refused = 0
         self.retiring = None   # the last job, ended once its report is sent
         self.spare = None      # (key, Job): the next job, started ahead of its submission
+        self.me = os.getpid()
 
     def reply(self, payload):
         for chunk in wire.encode_report(payload):
             self.proto_out.write(chunk)
         self.proto_out.flush()
 
-    def init(self, request):
-        # What importing torch made is never garbage: collected and frozen once, here, so that
-        # neither the template nor this process walks it again (each did, 0.1 s apiece).
-        gc.collect()
-        gc.freeze()
+    def start(self, warm, close_fds):
+        """Fork this lane's template from the warm state, then, and only then, take in the
+        secrets: the hidden inputs and the oracles come on the lane's own channel."""
         ours, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_STREAM)
         pid = os.fork()
         if pid == 0:
             try:
                 _named("template")
                 ours.close()
-                for fd in (self.proto_in.fileno(), self.proto_out.fileno()):
-                    os.close(fd)
-                Template(theirs, request, self.isolation, self.workdir).serve()
+                for fd in (self.proto_in.fileno(), self.proto_out.fileno(), *close_fds):
+                    with contextlib.suppress(OSError):
+                        os.close(fd)
+                Template(theirs, warm, self.isolation).serve()
             finally:
                 os._exit(0)
         theirs.close()
         self.template, self.template_pid = ours, pid
-        # Only now, with the template forked, do the secrets come in (while the template warms
-        # up). A host that launched the sandbox before its inputs existed (to overlap the two
-        # start-ups) says when they do.
-        if request.get("inputs_later"):
-            line = self.proto_in.readline()
-            if not line or json.loads(line).get("op") != "inputs":
-                raise RuntimeError("expected the hidden inputs")
+        line = self.proto_in.readline()
+        request = json.loads(line) if line else {}
+        if request.get("op") != "init":
+            raise RuntimeError("expected the lane's init")
         folder = request["inputs_dir"]
         for name in sorted(os.listdir(folder)):
             if name.endswith(".npy"):
@@ -1303,6 +1316,19 @@ class Supervisor:
             raise RuntimeError("the template did not start")
         self.reply({"op": "ready", "pid": os.getpid(), "inputs": len(self.inputs),
                     "torch": torch.__version__, "isolation": self.isolation})
+
+    def processes(self):
+        """This lane's processes, from the kernel's list: the ones whose parents lead here.
+        Orphans of its jobs re-attach to this process (a subreaper) or to their job's init,
+        so nothing a job started leaves the tree while it lives."""
+        return _tree(self.me)
+
+    def too_many_processes(self):
+        """More processes in this lane than grading ever needs?"""
+        try:
+            return len(self.processes()) > PROCESS_BUDGET
+        except OSError:
+            return False
 
     def oracle(self, part, header, blobs, calls, limit_bytes):
         """Answer a part-4 building block's question, or refuse it. The supervisor's own time
@@ -1368,25 +1394,118 @@ class Supervisor:
         return Job(self, limits)
 
     def clean(self):
-        """Can the sandbox prove that nothing of the job is left? Only the supervisor and the
-        template may exist in its PID namespace (weaker levels cannot prove it)."""
+        """Can the lane prove that nothing of the job is left? Only its supervisor and its
+        template may exist in its tree (weaker levels cannot prove it). Other lanes' jobs are
+        not its business: they are in trees of their own."""
         _reap()
         if self.isolation != "bwrap":
             return _alive(self.template_pid)
-        return _pids() <= {os.getpid(), self.template_pid} and _alive(self.template_pid)
+        return self.processes() <= {self.me, self.template_pid} and _alive(self.template_pid)
 
     def serve(self):
         for line in self.proto_in:
             request = json.loads(line)
             op = request.get("op")
-            if op == "init":
-                self.init(request)
-            elif op == "grade":
+            if op == "grade":
                 self.grade(request)
             elif op == "ping":
                 self.reply({"op": "pong", "clean": self.clean()})
             elif op == "quit":
                 return
+
+
+class Root:
+    """PID 1 of the sandbox: imports torch and makes the warm state once, then forks one
+    supervisor per lane the host asks for. It never holds a secret (each lane's inputs and
+    oracles reach that lane alone, after its template was forked) and runs no student code.
+
+    Lanes share the warm pages and the machine's cores. Each has its own supervisor, template,
+    jobs, process tree and (where the host could make them) pids and memory cgroups: one
+    lane's submission cannot see into, starve of processes or memory, or end another's."""
+
+    def __init__(self, proto_in, proto_out, lanes_sock, isolation, workdir):
+        self.proto_in, self.proto_out, self.lanes_sock = proto_in, proto_out, lanes_sock
+        self.isolation, self.workdir = isolation, workdir
+        self.warm = None
+        self.lanes = {}        # index -> the pid of its supervisor
+        self.retired = set()   # supervisors ended for a new one, not reaped yet
+
+    def serve(self):
+        line = self.proto_in.readline()
+        request = json.loads(line) if line else {}
+        if request.get("op") != "init":
+            return
+        # What importing torch made is never garbage: collected and frozen once, here, so that
+        # no lane, template or job walks it again.
+        gc.collect()
+        gc.freeze()
+        self.warm = Warm(request, self.workdir)
+        host = self.proto_in.fileno()
+        while True:
+            ready = select.select([host, self.lanes_sock], [], [], 0.5)[0]
+            self.reap()
+            if host in ready:
+                return       # the host asked to quit, or is gone: the sandbox ends with us
+            if self.lanes_sock in ready:
+                try:
+                    msg, fds, _, _ = socket.recv_fds(self.lanes_sock, 4096, 8)
+                except OSError:
+                    return
+                if not msg:
+                    return
+                self.fork_lane(json.loads(msg.decode()), fds)
+
+    def fork_lane(self, request, fds):
+        """A fresh supervisor for lane `index` on the channel that came with the request; it
+        joins the lane's cgroups (the other fds: their cgroup.procs, opened by the host) before
+        it forks anything. An earlier supervisor of that lane is ended with what it started."""
+        index = int(request.get("index", 0))
+        old = self.lanes.pop(index, None)
+        if old is not None:
+            self.retired.add(old)
+            with contextlib.suppress(OSError):
+                os.kill(old, signal.SIGKILL)
+            self.reap()
+        chan, cgroups = fds[0], fds[1:]
+        pid = os.fork()
+        if pid == 0:
+            try:
+                _named("supervisor")
+                for fd in cgroups:
+                    os.write(fd, b"0")    # fails (and so ends the lane) rather than run outside them
+                    os.close(fd)
+                _prctl(PR_SET_CHILD_SUBREAPER, 1)  # the lane's orphans re-attach here
+                sock = socket.socket(fileno=chan)
+                sup = Supervisor(sock.makefile("r"), sock.makefile("wb"), self.isolation, self.workdir)
+                sup.start(self.warm, [self.lanes_sock.fileno(), self.proto_in.fileno(),
+                                      self.proto_out.fileno(), chan])
+                sup.serve()
+            finally:
+                os._exit(0)
+        for fd in fds:
+            os.close(fd)
+        self.lanes[index] = pid
+
+    def reap(self):
+        """Reap what ended; when a lane's supervisor ended, end what it left behind. Its
+        orphans re-attach to this process: any child that is not a live lane's supervisor."""
+        ended = False
+        while True:
+            try:
+                pid, _ = os.waitpid(-1, os.WNOHANG)
+            except ChildProcessError:
+                break
+            if pid == 0:
+                break
+            ended |= pid in self.lanes.values() or pid in self.retired
+            self.retired.discard(pid)
+            self.lanes = {i: p for i, p in self.lanes.items() if p != pid}
+        if ended:
+            live = set(self.lanes.values())
+            for pid, parent in _parents().items():
+                if parent == os.getpid() and pid not in live:
+                    with contextlib.suppress(OSError):
+                        os.kill(pid, signal.SIGKILL)
 
 
 def _alive(pid):
@@ -1398,14 +1517,14 @@ def _alive(pid):
 
 
 def _args(argv):
-    opts = {"--isolation": "bwrap", "--workdir": "/home/student"}
+    opts = {"--isolation": "bwrap", "--workdir": "/home/student", "--lanes-fd": "3"}
     for key, value in zip(argv[::2], argv[1::2]):
         opts[key] = value
-    return opts["--isolation"], opts["--workdir"]
+    return opts["--isolation"], opts["--workdir"], int(opts["--lanes-fd"])
 
 
 def main():
-    isolation, workdir = _args(sys.argv[1:])
+    isolation, workdir, lanes_fd = _args(sys.argv[1:])
     if isolation == "namespaces" and not UNSHARED:
         isolation = "rlimits"
     proto_in = os.fdopen(os.dup(0), "r")
@@ -1414,14 +1533,14 @@ def main():
     os.dup2(null, 0)
     os.dup2(null, 1)
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # as PID 1, only handled signals arrive
-    _prctl(PR_SET_CHILD_SUBREAPER, 1)  # outside bwrap, job inits re-attach here when orphaned
+    _prctl(PR_SET_CHILD_SUBREAPER, 1)  # outside bwrap, orphans re-attach here
     _prctl(PR_SET_DUMPABLE, 0)         # no /proc/<pid>/mem, fd or ptrace access from jobs
     torch.set_num_threads(1)
-    _named("supervisor")
-    Supervisor(proto_in, proto_out, isolation, workdir).serve()
-    # Asked to quit: leave at once. Tearing down an interpreter that holds torch takes a
-    # while, and as the namespace's init (or the template's parent) this exit ends the rest.
-    proto_out.flush()
+    _named("root")
+    lanes_sock = socket.socket(fileno=lanes_fd)
+    Root(proto_in, proto_out, lanes_sock, isolation, workdir).serve()
+    # Leave at once. Tearing down an interpreter that holds torch takes a while, and as the
+    # namespace's init (or every lane's ancestor) this exit ends the rest.
     os._exit(0)
 
 

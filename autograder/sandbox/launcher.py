@@ -8,9 +8,11 @@ import os
 import select
 import shutil
 import signal
+import socket
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 import uuid
 from dataclasses import asdict, dataclass
@@ -110,21 +112,28 @@ def _system_binds() -> list[str]:
 
 
 class _Cgroup:
-    """A pids (and memory) cgroup for one sandbox, where this machine lets us make one."""
+    """Pids and memory cgroups for one sandbox, and one pair per lane inside it, where this
+    machine lets us make them. Each lane gets what a sandbox of one lane gets; the sandbox's
+    own cgroup holds their sum and the root's share."""
 
-    def __init__(self, limits: Limits):
+    def __init__(self, limits: Limits, lanes: int = 1):
         self.dirs: list[Path] = []
+        self.lane_dirs: list[list[Path]] = [[] for _ in range(lanes)]
         name = f"gbk-{os.getpid()}-{uuid.uuid4().hex[:8]}"
-        for base, settings in (
-                (Path("/sys/fs/cgroup/pids"), {"pids.max": str(limits.pids)}),
-                (Path("/sys/fs/cgroup/memory"),
-                 {"memory.limit_in_bytes": str((limits.memory_mb + 1536) * 1024 * 1024)})):
+        lane_memory = (limits.memory_mb + 1536) * 1024 * 1024
+        for base, key, per_lane, root_share in (
+                (Path("/sys/fs/cgroup/pids"), "pids.max", limits.pids, 64),
+                (Path("/sys/fs/cgroup/memory"), "memory.limit_in_bytes", lane_memory, 1 << 30)):
             try:
                 d = base / name
                 d.mkdir()
-                for k, v in settings.items():
-                    (d / k).write_text(v)
                 self.dirs.append(d)
+                (d / key).write_text(str(per_lane if lanes == 1 else lanes * per_lane + root_share))
+                if lanes > 1:
+                    for i in range(lanes):
+                        (d / f"lane{i}").mkdir()
+                        (d / f"lane{i}" / key).write_text(str(per_lane))
+                        self.lane_dirs[i].append(d / f"lane{i}")
             except OSError:
                 continue
 
@@ -133,22 +142,35 @@ class _Cgroup:
         return [str(d / "cgroup.procs") for d in self.dirs]
 
     @property
+    def per_lane(self) -> bool:
+        """Has every lane both of the sandbox's controllers, pids and memory?"""
+        return len(self.dirs) == 2 and all(len(ds) == 2 for ds in self.lane_dirs)
+
+    @property
     def description(self) -> str:
         return "+".join(d.parent.name for d in self.dirs) or "none"
 
-    def kill_all(self):
-        """Without a PID namespace, strays that left the session are still in the cgroup."""
-        for procs in self.procs:
+    def lane_fds(self, index: int) -> list[int]:
+        """cgroup.procs of lane `index`, opened here for the lane's supervisor to join (a file
+        opened by the host grants the write; the sandbox sees no cgroup filesystem)."""
+        return [os.open(d / "cgroup.procs", os.O_WRONLY | os.O_CLOEXEC) for d in self.lane_dirs[index]]
+
+    def kill_all(self, index: int | None = None):
+        """Every process of the sandbox (or of one lane): a cgroup is not left by forking."""
+        dirs = self.dirs + [d for ds in self.lane_dirs for d in ds] if index is None else self.lane_dirs[index]
+        for d in dirs:
             with contextlib.suppress(OSError, ValueError):
-                for pid in Path(procs).read_text().split():
+                for pid in (d / "cgroup.procs").read_text().split():
                     with contextlib.suppress(OSError):
                         os.kill(int(pid), signal.SIGKILL)
 
     def remove(self):
-        for d in self.dirs:
+        for d in [d for ds in self.lane_dirs for d in ds] + self.dirs:
             for _ in range(50):
                 try:
                     d.rmdir()
+                    break
+                except FileNotFoundError:
                     break
                 except OSError:
                     time.sleep(0.05)
@@ -164,17 +186,21 @@ class SandboxError(RuntimeError):
 
 
 class Sandbox:
-    """One warm zygote; grades one submission at a time. Restart it with `restart()`."""
+    """One sandbox: a root that imports torch and warms up once, and `lanes` supervisors
+    forked from it, each grading one submission at a time (`sandbox.lanes[i].grade`, from one
+    thread per lane). `grade` is lane 0's. Restart it with `restart()`."""
 
     def __init__(self, *, inputs: dict[str, np.ndarray] | None, probes_source: str,
                  workdir_files: list[Path], limits: Limits = Limits(), level: str | None = None,
                  prefix: list[str] | None = None, oracles_source: str = "",
-                 oracle_parts: list[str] | None = None, wait: bool = True, many: bool = True):
+                 oracle_parts: list[str] | None = None, wait: bool = True, many: bool = True,
+                 lanes: int = 1):
         """Launches the sandbox at once. With `inputs=None` it imports torch while the caller
         computes the hidden inputs (`provide_inputs`); with `wait=False` the caller goes on with
         its own start-up and the first `grade()` waits for the sandbox to be ready. `many`: it
         will grade many submissions, so its template is worth backing with huge pages (1.3 s
-        once, then every submission's forks about 0.03 s cheaper)."""
+        once, then every submission's forks about 0.03 s cheaper). `lanes` above 1 need bwrap
+        and per-lane pids and memory cgroups; without them the sandbox has one lane."""
         self.limits = limits
         self.many = many
         self.oracles_source = oracles_source
@@ -187,21 +213,22 @@ class Sandbox:
         self.inputs_dir = self.tmp / "inputs"
         self.inputs_dir.mkdir()
         self.proc: subprocess.Popen | None = None
+        self.ctl: socket.socket | None = None
         self.cgroup: _Cgroup | None = None
-        self._buf = bytearray()
+        self.generation = 0
+        self.lock = threading.RLock()
         self._have_inputs = False
-        self._pending = False          # init sent, "ready" not read yet
         self.timings: dict[str, float] = {}
         if self.level != "bwrap":
             log.warning("SANDBOX WEAKENED: isolation level is %s", DESCRIPTIONS[self.level])
+        self.lanes = [Lane(self, i) for i in range(max(1, lanes))]
         if inputs is not None:
             self._write_inputs(inputs)
         self.launch()
-        # Without inputs the template is forked and warmed up at once; the supervisor then
-        # waits for `provide_inputs` before it reads the (by then complete) inputs folder.
-        self._send_init(inputs_later=not self._have_inputs)
-        if wait and self._have_inputs:
-            self.wait_ready()
+        if self._have_inputs:
+            self._open_lanes()
+            if wait:
+                self.wait_ready()
 
     @property
     def description(self) -> str:
@@ -210,16 +237,16 @@ class Sandbox:
 
     # -- the process --
 
-    def _command(self) -> list[str]:
+    def _command(self, lanes_fd: int) -> list[str]:
         python = [sys.executable, "-I", "-B"]
         if self.level != "bwrap":
             return python + [str(INSIDE), "--isolation", self.level,
-                             "--workdir", str(self._plain_workdir())]
+                             "--workdir", str(self._plain_workdir()), "--lanes-fd", str(lanes_fd)]
         # No --disable-userns: the supervisor gives every submission its own user, PID and
         # mount namespaces, so the kernel ends all its processes and its /tmp with it.
         args = ["bwrap", "--unshare-all", "--unshare-user",
                 "--uid", "1000", "--gid", "1000", "--die-with-parent", "--new-session",
-                # The zygote is the namespace's init: signals from student code can't kill it.
+                # The root is the namespace's init: signals from student code can't kill it.
                 "--as-pid-1",
                 # The private /tmp comes first, so a venv or kit that lives under /tmp is
                 # still bound (read-only) on top of it rather than hidden by it.
@@ -232,7 +259,7 @@ class Sandbox:
         for f in self.workdir_files:
             args += ["--ro-bind", str(f), f"{WORKDIR}/{f.name}"]
         args += ["--proc", "/proc", "--dev", "/dev", "--remount-ro", "/", "--clearenv", *self._env_args(), "--chdir", WORKDIR,
-                 *python, "/sandbox/inside.py", "--isolation", "bwrap"]
+                 *python, "/sandbox/inside.py", "--isolation", "bwrap", "--lanes-fd", str(lanes_fd)]
         return args
 
     def _plain_workdir(self) -> Path:
@@ -266,72 +293,202 @@ class Sandbox:
     def provide_inputs(self, inputs: dict[str, np.ndarray]):
         """Hands over the hidden inputs of a sandbox launched without them.
 
-        The supervisor reads /io/inputs only after its template has been forked and this
-        `inputs` message has arrived, so writing them while it starts up is safe."""
+        The lanes are asked for only now: each reads /io/inputs after its template has been
+        forked, on its own init, so writing them while the root starts up is safe."""
         if self._have_inputs:
             raise SandboxError("the sandbox already has its inputs")
         self._write_inputs(inputs)
-        try:
-            self._send({"op": "inputs"})
-        except (BrokenPipeError, OSError):
-            pass              # it died while starting: wait_ready() says so, restart() retries
+        self._open_lanes()
         self.timings["inputs_at"] = time.monotonic()
 
+    def _open_lanes(self):
+        for lane in self.lanes:
+            try:
+                lane.open()
+            except OSError:
+                pass          # it died while starting: wait_ready() says so, restart() retries
+
     def start(self):
-        """Launch, init and wait: the (re)start of a sandbox whose inputs are on disk."""
-        self.launch()
-        self._send_init()
+        """Launch and open every lane: the (re)start of a sandbox whose inputs are on disk."""
+        with self.lock:
+            self.launch()
+            self._open_lanes()
         self.wait_ready()
 
     def launch(self):
-        """Starts bwrap and the supervisor (which imports torch, then waits for `init`)."""
+        """Starts bwrap and the root (which imports torch and warms up; lanes come later)."""
         self.timings["launch_at"] = time.monotonic()
-        self.cgroup = _Cgroup(self.limits)
+        self.cgroup = _Cgroup(self.limits, len(self.lanes))
+        if len(self.lanes) > 1 and not (self.level == "bwrap" and self.cgroup.per_lane):
+            # Lanes share one sandbox: without a PID namespace per job and a cgroup per lane,
+            # one lane's submission could take another's processes or memory. Fails closed.
+            log.info("one lane per sandbox: per-lane cgroups are not available here")
+            self.cgroup.remove()
+            self.lanes = self.lanes[:1]
+            self.cgroup = _Cgroup(self.limits, 1)
         # The shell joins the cgroups before exec, so every process of the sandbox is counted.
         joins = "".join(f'echo $$ > "{p}" 2>/dev/null; ' for p in self.cgroup.procs)
-        cmd = ["/bin/sh", "-c", joins + 'exec "$@"', "sh", *self._command()]
+        ours, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
+        cmd = ["/bin/sh", "-c", joins + 'exec "$@"', "sh", *self._command(theirs.fileno())]
         env = None if self.level == "bwrap" else {**self._env(), "HOME": str(self.tmp)}
-        self.proc = subprocess.Popen(cmd, stdin=subprocess.PIPE, stdout=subprocess.PIPE,
-                                     stderr=None if os.environ.get("GBK_SANDBOX_DEBUG") else subprocess.DEVNULL, env=env, start_new_session=True,
-                                     cwd=str(self.tmp))
-        self._buf = bytearray()
-        self._pending = False
-
-    def _send_init(self, inputs_later: bool = False):
-        self._send({"op": "init", "inputs_dir": "/io/inputs" if self.level == "bwrap"
-                    else str(self.inputs_dir), "probes": self.probes_source, "prefix": self.prefix,
-                    "oracles": self.oracles_source, "oracle_parts": self.oracle_parts,
-                    "huge_pages": self.many,
-                    "inputs_later": inputs_later})
-        self._pending = True
-
-    def wait_ready(self):
-        """Blocks until the supervisor says its template is warm; a no-op when it already did."""
-        if not self._have_inputs:
-            raise SandboxError("the sandbox has no hidden inputs yet (provide_inputs)")
-        if not self._pending:
-            return
-        t0 = time.monotonic()
-        ready = self._receive(120)
-        self._pending = False
-        self.timings["waited"] = time.monotonic() - t0
-        self.timings["ready_after"] = time.monotonic() - self.timings.get("launch_at", t0)
-        if ready.get("op") != "ready":
-            raise SandboxError(f"the sandbox did not start: {ready}")
-        if ready.get("isolation") and ready["isolation"] != self.level:
-            log.warning("SANDBOX WEAKENED: asked for %s, got %s", self.level, ready["isolation"])
-            self.level = ready["isolation"]
-        log.debug("sandbox ready (%s), zygote pid %s", self.level, ready.get("pid"))
-
-    def _send(self, payload: dict):
-        assert self.proc and self.proc.stdin
-        self.proc.stdin.write((json.dumps(payload) + "\n").encode())
+        try:
+            self.proc = subprocess.Popen(cmd, stdin=subprocess.PIPE, stdout=subprocess.DEVNULL,
+                                         stderr=None if os.environ.get("GBK_SANDBOX_DEBUG") else subprocess.DEVNULL,
+                                         env=env, start_new_session=True, cwd=str(self.tmp),
+                                         pass_fds=[theirs.fileno()])
+        finally:
+            theirs.close()
+        self.ctl = ours
+        self.generation += 1
+        self.proc.stdin.write((json.dumps({"op": "init", "probes": self.probes_source,
+                                           "prefix": self.prefix, "huge_pages": self.many}) + "\n").encode())
         self.proc.stdin.flush()
 
+    def alive(self) -> bool:
+        return self.proc is not None and self.proc.poll() is None
+
+    def wait_ready(self):
+        """Blocks until every lane says its template is warm; a no-op for lanes that did."""
+        if not self._have_inputs:
+            raise SandboxError("the sandbox has no hidden inputs yet (provide_inputs)")
+        t0 = time.monotonic()
+        for lane in self.lanes:
+            lane.wait_ready()
+        self.timings["waited"] = time.monotonic() - t0
+        self.timings["ready_after"] = time.monotonic() - self.timings.get("launch_at", t0)
+
+    def grade(self, job: str, cells: list[dict], parts: dict) -> dict:
+        """Lane 0's `grade`."""
+        return self.lanes[0].grade(job, cells, parts)
+
+    def restart(self):
+        with self.lock:
+            self.stop()
+            self.start()
+
+    def relaunch(self):
+        """A new root after the old one died, for the lane that noticed. The other lanes'
+        channels are theirs to drop: each finds its supervisor gone and asks for a new one."""
+        with self.lock:
+            self.stop(lanes=False)
+            self.launch()
+
+    def stop(self, lanes: bool = True):
+        with self.lock:
+            if lanes:
+                for lane in self.lanes:
+                    lane.drop()
+            if self.proc is None:
+                return
+            with contextlib.suppress(Exception):
+                self.ctl.close()
+            with contextlib.suppress(Exception):
+                self.proc.stdin.write(b'{"op": "quit"}\n')
+                self.proc.stdin.flush()
+            try:
+                self.proc.wait(timeout=2)
+            except subprocess.TimeoutExpired:
+                pass
+            with contextlib.suppress(ProcessLookupError, PermissionError):
+                os.killpg(self.proc.pid, signal.SIGKILL)
+            if self.cgroup:
+                self.cgroup.kill_all()
+            with contextlib.suppress(Exception):
+                self.proc.wait(timeout=5)
+            with contextlib.suppress(Exception):
+                self.proc.stdin.close()
+            self.proc = None
+            if self.cgroup:
+                self.cgroup.remove()
+                self.cgroup = None
+
+    def close(self):
+        self.stop()
+        shutil.rmtree(self.tmp, ignore_errors=True)
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.close()
+
+
+class Lane:
+    """One supervisor of a sandbox, as the host sees it: its channel, and the submission it
+    grades. A lane that fails is restarted alone, from the root's warm state; when the root
+    itself is gone, the whole sandbox is."""
+
+    def __init__(self, box: Sandbox, index: int):
+        self.box, self.index = box, index
+        self.sock: socket.socket | None = None
+        self.generation = 0
+        self.opened = 0                # supervisors started for this lane (restarts show here)
+        self._buf = bytearray()
+        self._pending = False          # init sent, "ready" not read yet
+        self._clean_pending: str | None = None
+
+    @property
+    def limits(self) -> Limits:
+        return self.box.limits
+
+    def open(self):
+        """Ask the root for a fresh supervisor on a new channel (an earlier one of this lane
+        ends, with everything it started), and send it the lane's init: the inputs folder and
+        the oracles, which only a lane ever holds."""
+        box = self.box
+        self.drop()
+        if box.cgroup and box.cgroup.lane_dirs[self.index]:
+            box.cgroup.kill_all(self.index)
+        ours, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_STREAM)
+        cgroups = box.cgroup.lane_fds(self.index) if box.cgroup and len(box.lanes) > 1 else []
+        try:
+            socket.send_fds(box.ctl, [json.dumps({"op": "lane", "index": self.index}).encode()],
+                            [theirs.fileno(), *cgroups])
+        finally:
+            theirs.close()
+            for fd in cgroups:
+                os.close(fd)
+        self.sock, self.generation = ours, box.generation
+        self.opened += 1
+        self._send({"op": "init", "inputs_dir": "/io/inputs" if box.level == "bwrap"
+                    else str(box.inputs_dir), "oracles": box.oracles_source,
+                    "oracle_parts": box.oracle_parts})
+        self._pending = True
+
+    def drop(self):
+        """Forget this lane's channel (its supervisor ends when the root hears of a new one)."""
+        self._clean_pending, self._pending = None, False
+        if self.sock is not None:
+            with contextlib.suppress(OSError):
+                self.sock.close()
+            self.sock = None
+        self._buf = bytearray()
+
+    def wait_ready(self):
+        """Blocks until this lane's supervisor says its template is warm."""
+        if not self._pending:
+            return
+        ready = self._receive(120)
+        self._pending = False
+        if ready.get("op") != "ready":
+            raise SandboxError(f"the sandbox did not start: {ready}")
+        if ready.get("isolation") and ready["isolation"] != self.box.level:
+            log.warning("SANDBOX WEAKENED: asked for %s, got %s", self.box.level, ready["isolation"])
+            self.box.level = ready["isolation"]
+        log.debug("sandbox lane %d ready (%s), supervisor pid %s", self.index, self.box.level,
+                  ready.get("pid"))
+
+    def _send(self, payload: dict):
+        if self.sock is None:
+            raise BrokenPipeError("the lane is not open")
+        self.sock.sendall((json.dumps(payload) + "\n").encode())
+
     def _receive(self, timeout: float) -> dict:
-        """One JSON line from the zygote, with the raw case files that follow it (`blob_sizes`);
-        an empty dict when it died, timed out, or sent more than a report may hold."""
-        assert self.proc and self.proc.stdout
+        """One JSON line from the supervisor, with the raw case files that follow it
+        (`blob_sizes`); an empty dict when it died, timed out, or sent more than a report may
+        hold."""
+        if self.sock is None:
+            return {}
         deadline = time.monotonic() + timeout
         cap = (self.limits.report_mb + 8) * 1024 * 1024
         while (end := self._buf.find(b"\n")) < 0:
@@ -362,32 +519,37 @@ class Sandbox:
         return msg
 
     def _read_more(self, deadline: float) -> bool:
-        """More bytes from the zygote into the buffer (False: it died or the deadline passed).
-        The buffer is a bytearray: appending to it does not copy what it holds."""
-        fd = self.proc.stdout.fileno()
+        """More bytes from the supervisor into the buffer (False: it died or the deadline
+        passed). The buffer is a bytearray: appending to it does not copy what it holds."""
+        fd = self.sock.fileno()
         remaining = deadline - time.monotonic()
         if remaining <= 0 or not select.select([fd], [], [], remaining)[0]:
             return False
-        chunk = os.read(fd, 1 << 20)
+        try:
+            chunk = os.read(fd, 1 << 20)
+        except OSError:
+            return False
         self._buf += chunk
         return bool(chunk)
 
     def grade(self, job: str, cells: list[dict], parts: dict) -> dict:
-        """Run one submission; returns the zygote's report (cells, cases, outputs, status).
+        """Run one submission; returns the supervisor's report (cells, cases, outputs, status).
 
-        When the submission starts with exactly the locked prefix the zygote already ran,
-        those cells are skipped and the run starts from the zygote's state after them."""
+        When the submission starts with exactly the locked prefix the root already ran,
+        those cells are skipped and the run starts from the template's state after them."""
+        if self.generation != self.box.generation or self.sock is None:
+            self.restart()          # the sandbox was restarted (by another lane) meanwhile
         self.wait_ready()
         self._await_clean()
-        if self.proc is None or self.proc.poll() is not None:
+        if not self.box.alive():
             self.restart()
-        n = len(self.prefix)
-        skip = n if n and [c["source"] for c in cells[:n]] == self.prefix else 0
+        n = len(self.box.prefix)
+        skip = n if n and [c["source"] for c in cells[:n]] == self.box.prefix else 0
         request = {"op": "grade", "job": job, "cells": cells, "parts": parts, "skip": skip,
                    "limits": self.limits.to_wire()}
         try:
             self._send(request)
-        except (BrokenPipeError, OSError):
+        except OSError:
             self.restart()
             self._send(request)
         reply = self._receive(self.limits.job_seconds + 30)
@@ -403,49 +565,24 @@ class Sandbox:
 
     def _await_clean(self):
         """The supervisor's word that the last job left nothing behind. Without it (not clean,
-        or no answer), no later submission shares this sandbox: it is restarted."""
-        job, self._clean_pending = getattr(self, "_clean_pending", None), None
-        if job is None or self.proc is None:
+        or no answer), no later submission shares this lane: it is restarted."""
+        job, self._clean_pending = self._clean_pending, None
+        if job is None or self.sock is None:
             return
         msg = self._receive(60)
         if msg.get("op") != "clean" or msg.get("job") != job or not msg.get("ok"):
-            log.warning("sandbox not provably clean after job %s; restarting it", job)
+            log.warning("sandbox lane %d not provably clean after job %s; restarting it",
+                        self.index, job)
             self.restart()
 
     def restart(self):
-        self.stop()
-        self.start()
-
-    def stop(self):
-        self._clean_pending = None
-        if self.proc is None:
-            return
-        with contextlib.suppress(Exception):
-            self._send({"op": "quit"})
-        try:
-            self.proc.wait(timeout=2)
-        except subprocess.TimeoutExpired:
-            pass
-        with contextlib.suppress(ProcessLookupError, PermissionError):
-            os.killpg(self.proc.pid, signal.SIGKILL)
-        if self.cgroup:
-            self.cgroup.kill_all()
-        with contextlib.suppress(Exception):
-            self.proc.wait(timeout=5)
-        for stream in (self.proc.stdin, self.proc.stdout):
-            with contextlib.suppress(Exception):
-                stream.close()
-        self.proc = None
-        if self.cgroup:
-            self.cgroup.remove()
-            self.cgroup = None
-
-    def close(self):
-        self.stop()
-        shutil.rmtree(self.tmp, ignore_errors=True)
-
-    def __enter__(self):
-        return self
-
-    def __exit__(self, *exc):
-        self.close()
+        """A fresh supervisor for this lane; a fresh sandbox first when the root is gone."""
+        with self.box.lock:
+            if not self.box.alive():
+                self.box.relaunch()
+            try:
+                self.open()
+            except OSError:
+                self.box.relaunch()
+                self.open()
+        self.wait_ready()

@@ -1,0 +1,133 @@
+"""Sandbox lanes: submissions graded side by side in one sandbox cannot reach, starve or end each other."""
+from __future__ import annotations
+
+import threading
+import time
+from pathlib import Path
+
+import psutil
+import pytest
+
+from autograder import synth
+from autograder.engine import Engine
+from autograder.sandbox import Limits, detect_level
+from autograder.sandbox import launcher
+from autograder.synth import read_variant
+from fixture_files import check_scores
+
+pytestmark = pytest.mark.sandbox
+ATTACKS = Path(__file__).parent / "attacks"
+FAST = Limits(cell_seconds=8, case_seconds=4, part_seconds=12, job_seconds=120)
+
+
+@pytest.fixture(scope="module")
+def engine():
+    with Engine("gradient_backward", limits=FAST, lanes=2) as eng:
+        if eng.lanes < 2:
+            pytest.skip("this machine gives the sandbox no per-lane cgroups: one lane only")
+        yield eng
+
+
+def _lane_cgroups(pid: int) -> set[str]:
+    """The cgroup paths (pids, memory) a process is in, as the host sees them."""
+    lines = Path(f"/proc/{pid}/cgroup").read_text().splitlines()
+    return {f"{kind}:{path}" for _, kind, path in (line.split(":", 2) for line in lines)
+            if kind in ("pids", "memory")}
+
+
+def _sandbox_processes(engine, name: str) -> list[psutil.Process]:
+    return [p for p in psutil.Process(engine.sandbox.proc.pid).children(recursive=True)
+            if p.name() == name]
+
+
+def _side_by_side(engine, tmp_path, attack: str):
+    """The attack on lane 0 while lane 1 grades an honest notebook again and again; returns
+    the attack's variant and result, lane 1's results, and how many overlapped the attack."""
+    fx = read_variant(ATTACKS / attack)
+    hostile = fx.build(tmp_path / f"{fx.name}.ipynb")
+    honest = synth.write_submission(tmp_path / "honest.ipynb", {})
+    done, spans, results = threading.Event(), [], []
+
+    def honest_lane():
+        while not done.is_set() or not results:
+            began = time.monotonic()
+            results.append(engine.grade(honest, lane=1))
+            spans.append((began, time.monotonic()))
+
+    neighbour = threading.Thread(target=honest_lane)
+    neighbour.start()
+    time.sleep(0.2)                       # lane 1 is busy before the attack starts
+    began = time.monotonic()
+    attacked = engine.grade(hostile, lane=0)
+    ended = time.monotonic()
+    done.set()
+    neighbour.join()
+    overlapping = sum(1 for a, b in spans if a < ended and b > began)
+    return fx, attacked, results, overlapping
+
+
+@pytest.mark.parametrize("attack", ["relu_fork_bomb_scores_0.py", "mse_memory_bomb_scores_0.py",
+                                    "mse_kills_every_process_scores_0.py",
+                                    "mse_ghost_thread_outlives_job_scores_0.py"])
+def test_an_attack_in_one_lane_costs_the_other_lane_nothing(engine, tmp_path, attack):
+    """While one lane's submission bombs forks or memory, or kills every process it sees, does
+    an honest submission graded at the same time in the other lane keep full marks, with no
+    sandbox failure and no restart of its lane?"""
+    opened = engine.sandbox.lanes[1].opened
+    fx, attacked, honest, overlapping = _side_by_side(engine, tmp_path, attack)
+    assert not check_scores(fx, attacked), check_scores(fx, attacked)   # the attack ran, and lost
+    if attack.startswith("relu_fork_bomb"):
+        assert "more processes than grading allows" in attacked.part("relu_grad").output
+    assert overlapping >= 1, "the two lanes did not grade at the same time"
+    for result in honest:
+        assert result.score == result.max_score, result.output
+        assert not any(p.flags for p in result.parts), [p.flags for p in result.parts]
+    assert engine.sandbox.lanes[1].opened == opened
+
+
+def test_each_lane_runs_in_cgroups_of_its_own(engine, tmp_path):
+    """Are the lanes' supervisors, templates and jobs each in their own lane's pids and memory
+    cgroups, apart from each other and from the root?"""
+    engine.grade(synth.write_submission(tmp_path / "warm.ipynb", {}), lane=1)
+    supervisors = _sandbox_processes(engine, "gb-supervisor")
+    assert len(supervisors) == 2
+    groups = [_lane_cgroups(p.pid) for p in supervisors]
+    assert all(len(g) == 2 for g in groups) and not groups[0] & groups[1], groups
+    root = psutil.Process(engine.sandbox.proc.pid).children()[0]
+    assert root.name() == "gb-root" and not _lane_cgroups(root.pid) & (groups[0] | groups[1])
+    for sup, group in zip(supervisors, groups):
+        for child in sup.children(recursive=True):
+            assert _lane_cgroups(child.pid) == group, (child.name(), _lane_cgroups(child.pid), group)
+
+
+def test_a_lane_whose_supervisor_dies_is_restarted_alone(engine, tmp_path):
+    """When one lane's supervisor dies, is that lane alone started again from the warm root
+    (the other lane's supervisor and the sandbox untouched), and does it grade at full marks?"""
+    honest = synth.write_submission(tmp_path / "honest.ipynb", {})
+    bwrap = engine.sandbox.proc.pid
+    by_lane = {}
+    for sup in _sandbox_processes(engine, "gb-supervisor"):
+        lane = next(int(p.rsplit("lane", 1)[1]) for p in _lane_cgroups(sup.pid) if "lane" in p)
+        by_lane[lane] = sup
+    opened = [lane.opened for lane in engine.sandbox.lanes]
+    by_lane[1].kill()
+    by_lane[1].wait(5)
+    result = engine.grade(honest, lane=1)
+    assert result.score == result.max_score, result.output
+    assert engine.sandbox.proc.pid == bwrap and engine.sandbox.alive()
+    assert [lane.opened for lane in engine.sandbox.lanes] == [opened[0], opened[1] + 1]
+    assert by_lane[0].is_running() and engine.grade(honest, lane=0).score == result.max_score
+    # what the dead supervisor started (its template, the job it had ready) is gone too
+    deadline = time.monotonic() + 5
+    while len(_sandbox_processes(engine, "gb-template")) > 2 and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert len(_sandbox_processes(engine, "gb-template")) == 2
+
+
+@pytest.mark.skipif(detect_level() != "bwrap", reason="lanes need bwrap")
+def test_without_per_lane_cgroups_a_sandbox_has_one_lane(monkeypatch):
+    """Where the host cannot give each lane its own pids and memory cgroups, does a sandbox
+    asked for several lanes run one (fails closed), and still grade?"""
+    monkeypatch.setattr(launcher._Cgroup, "per_lane", property(lambda self: False))
+    with Engine("gradient_backward", limits=FAST, lanes=3, many=False) as eng:
+        assert eng.lanes == 1 and len(eng.sandbox.lanes) == 1
