@@ -8,9 +8,9 @@ import importlib
 import logging
 import sys
 
-JOBS_HELP = ("cores to grade on (default: all); 1 grades one submission at a time, and from 100 "
-             "submissions on N >= 2 cores get N + 1 workers (one takes the core a sleeping "
-             "submission leaves idle)")
+JOBS_HELP = ("cores to grade on (default: all); 1 grades one submission at a time, N >= 2 "
+             "grade three at a time per core, in the sandbox lanes of one worker per two cores "
+             "(docs/scaling.md)")
 
 
 def _parser() -> argparse.ArgumentParser:
