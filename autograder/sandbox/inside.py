@@ -1428,7 +1428,6 @@ class Root:
         self.isolation, self.workdir = isolation, workdir
         self.warm = None
         self.lanes = {}        # index -> the pid of its supervisor
-        self.retired = set()   # supervisors ended for a new one, not reaped yet
 
     def serve(self):
         line = self.proto_in.readline()
@@ -1462,7 +1461,6 @@ class Root:
         index = int(request.get("index", 0))
         old = self.lanes.pop(index, None)
         if old is not None:
-            self.retired.add(old)
             with contextlib.suppress(OSError):
                 os.kill(old, signal.SIGKILL)
             self.reap()
@@ -1474,11 +1472,12 @@ class Root:
                 for fd in cgroups:
                     os.write(fd, b"0")    # fails (and so ends the lane) rather than run outside them
                     os.close(fd)
+                for fd in (self.lanes_sock.fileno(), self.proto_in.fileno(), self.proto_out.fileno()):
+                    os.close(fd)          # the root's channels are not a lane's business
                 _prctl(PR_SET_CHILD_SUBREAPER, 1)  # the lane's orphans re-attach here
                 sock = socket.socket(fileno=chan)
                 sup = Supervisor(sock.makefile("r"), sock.makefile("wb"), self.isolation, self.workdir)
-                sup.start(self.warm, [self.lanes_sock.fileno(), self.proto_in.fileno(),
-                                      self.proto_out.fileno(), chan])
+                sup.start(self.warm, [chan])
                 sup.serve()
             finally:
                 os._exit(0)
@@ -1487,9 +1486,9 @@ class Root:
         self.lanes[index] = pid
 
     def reap(self):
-        """Reap what ended; when a lane's supervisor ended, end what it left behind. Its
-        orphans re-attach to this process: any child that is not a live lane's supervisor."""
-        ended = False
+        """Reap what ended, and end what an ended lane left behind: its orphans re-attach to
+        this process, whose only other children are the live lanes' supervisors. Looked for
+        at every turn, not only when a lane's end is reaped: an orphan can re-attach late."""
         while True:
             try:
                 pid, _ = os.waitpid(-1, os.WNOHANG)
@@ -1497,15 +1496,12 @@ class Root:
                 break
             if pid == 0:
                 break
-            ended |= pid in self.lanes.values() or pid in self.retired
-            self.retired.discard(pid)
             self.lanes = {i: p for i, p in self.lanes.items() if p != pid}
-        if ended:
-            live = set(self.lanes.values())
-            for pid, parent in _parents().items():
-                if parent == os.getpid() and pid not in live:
-                    with contextlib.suppress(OSError):
-                        os.kill(pid, signal.SIGKILL)
+        live = set(self.lanes.values())
+        for pid, parent in _parents().items():
+            if parent == os.getpid() and pid not in live:
+                with contextlib.suppress(OSError):
+                    os.kill(pid, signal.SIGKILL)
 
 
 def _alive(pid):
