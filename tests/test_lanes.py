@@ -29,10 +29,10 @@ def engine():
 
 
 def _lane_cgroups(pid: int) -> set[str]:
-    """The cgroup paths (pids, memory) a process is in, as the host sees them."""
+    """The cgroup paths (pids, memory, cpu) a process is in, as the host sees them."""
     lines = Path(f"/proc/{pid}/cgroup").read_text().splitlines()
     return {f"{kind}:{path}" for _, kind, path in (line.split(":", 2) for line in lines)
-            if kind in ("pids", "memory")}
+            if kind in ("pids", "memory", "cpu")}
 
 
 def _sandbox_processes(engine, name: str) -> list[psutil.Process]:
@@ -86,13 +86,13 @@ def test_an_attack_in_one_lane_costs_the_other_lane_nothing(engine, tmp_path, at
 
 
 def test_each_lane_runs_in_cgroups_of_its_own(engine, tmp_path):
-    """Are the lanes' supervisors, templates and jobs each in their own lane's pids and memory
-    cgroups, apart from each other and from the root?"""
+    """Are the lanes' supervisors, templates and jobs each in their own lane's pids, memory
+    and cpu cgroups, apart from each other and from the root?"""
     engine.grade(synth.write_submission(tmp_path / "warm.ipynb", {}), lane=1)
     supervisors = _sandbox_processes(engine, "gb-supervisor")
     assert len(supervisors) == 2
     groups = [_lane_cgroups(p.pid) for p in supervisors]
-    assert all(len(g) == 2 for g in groups) and not groups[0] & groups[1], groups
+    assert all(len(g) == 3 for g in groups) and not groups[0] & groups[1], groups
     root = psutil.Process(engine.sandbox.proc.pid).children()[0]
     assert root.name() == "gb-root" and not _lane_cgroups(root.pid) & (groups[0] | groups[1])
     for sup, group in zip(supervisors, groups):
@@ -131,3 +131,44 @@ def test_without_per_lane_cgroups_a_sandbox_has_one_lane(monkeypatch):
     monkeypatch.setattr(launcher._Cgroup, "per_lane", property(lambda self: False))
     with Engine("gradient_backward", limits=FAST, lanes=3, many=False) as eng:
         assert eng.lanes == 1 and len(eng.sandbox.lanes) == 1
+
+
+def test_student_code_makes_no_namespace(engine, tmp_path):
+    """Can a cell make a user namespace (and so use up the machine's, leaving other jobs
+    without their own), or is it refused while its job, set up before it, runs as usual?"""
+    cell = ("import ctypes, os\nlibc = ctypes.CDLL(None, use_errno=True)\n"
+            "for flag in (0x10000000, 0x20000000, 0x40000000):\n"
+            "    print('ATTACK RAN: unshare', hex(flag), libc.unshare(flag), ctypes.get_errno())\n"
+            "def mse_grad(inp, targ):\n    inp.g = inp * 0\n")
+    out = engine.grade(synth.write_submission(tmp_path / "ns.ipynb", {"mse_grad": cell}),
+                       lane=0).part("mse_grad").output
+    assert out.count("ATTACK RAN: unshare") == 3, out
+    assert " -1 " in out and " 0 " not in out.split("ATTACK RAN")[1], out
+
+
+def test_lanes_share_no_network(engine, tmp_path):
+    """While one lane's cell listens on an abstract unix socket and a loopback port, can a
+    cell in the other lane reach either (a channel for hidden inputs between two jobs)?"""
+    listen = ("import socket, time\n"
+              "u = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM); u.bind('\\0gbk-lanes-test')\n"
+              "t = socket.socket(); t.bind(('127.0.0.1', 45671)); t.listen()\n"
+              "print('ATTACK RAN: listening'); time.sleep(4)\n"
+              "def mse_grad(inp, targ):\n    inp.g = inp * 0\n")
+    reach = ("import socket, time\ntime.sleep(1)\nfor what, fn in (\n"
+             "        ('unix', lambda: socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM).sendto(b'x', '\\0gbk-lanes-test')),\n"
+             "        ('tcp', lambda: socket.create_connection(('127.0.0.1', 45671), timeout=1))):\n"
+             "    try:\n        fn(); print('REACHED', what)\n"
+             "    except OSError as e:\n        print('ATTACK RAN: not reached', what, type(e).__name__)\n"
+             "def mse_grad(inp, targ):\n    inp.g = inp * 0\n")
+    results = {}
+
+    def run(lane, code):
+        nb = synth.write_submission(tmp_path / f"net{lane}.ipynb", {"mse_grad": code})
+        results[lane] = engine.grade(nb, lane=lane).part("mse_grad").output
+
+    first = threading.Thread(target=run, args=(0, listen))
+    first.start()
+    run(1, reach)
+    first.join()
+    assert "ATTACK RAN: listening" in results[0], results[0]
+    assert results[1].count("ATTACK RAN: not reached") == 2 and "REACHED" not in results[1], results[1]

@@ -58,6 +58,7 @@ PR_SET_NO_NEW_PRIVS = 38
 PR_CAPBSET_DROP = 24
 CLONE_NEWUSER, CLONE_NEWPID, CLONE_NEWNS = 0x10000000, 0x20000000, 0x00020000
 CLONE_NEWIPC = 0x08000000  # System V shared memory and queues would outlive the job otherwise
+CLONE_NEWNET = 0x40000000
 MS_RDONLY, MS_NOSUID, MS_NODEV, MS_REMOUNT, MS_BIND, MS_REC = 1, 2, 4, 32, 4096, 16384
 MADV_COLLAPSE = 25       # Linux 6.1+: back a range with huge pages now, whatever the THP setting
 HUGE_PAGE = 1 << 21
@@ -474,12 +475,41 @@ def _private_mounts(limits, keep):
     return ok
 
 
+# What the job's user namespace may hold, counted through every namespace above it: student
+# code makes no namespace of its own (else it could use up the user's namespaces machine-wide,
+# and every other job would start without its own), and few inotify or fanotify instances.
+JOB_USER_LIMITS = {"max_user_namespaces": 0, "max_pid_namespaces": 0, "max_net_namespaces": 0,
+                   "max_mnt_namespaces": 0, "max_ipc_namespaces": 0, "max_uts_namespaces": 0,
+                   "max_cgroup_namespaces": 0, "max_time_namespaces": 0,
+                   "max_inotify_instances": 8, "max_inotify_watches": 256,
+                   "max_fanotify_groups": 0, "max_fanotify_marks": 0}
+
+
+def _no_more_namespaces():
+    """Set the job's user-namespace limits (the job's init holds the capability in it;
+    student code does not). A namespace kind this kernel lacks is no limit to set."""
+    for name, value in JOB_USER_LIMITS.items():
+        path = f"/proc/sys/user/{name}"
+        if not os.path.exists(path):
+            if name.endswith("_namespaces") and name not in ("max_time_namespaces", "max_cgroup_namespaces"):
+                return False
+            continue
+        try:
+            with open(path, "w") as f:
+                f.write(str(value))
+        except OSError:
+            return False
+    return True
+
+
 def _job_init(chan, out_w, report_w, limits, workdir, probes, base_ns, keep, private):
     """PID 1 of the job's namespace: never runs student code; reaps, and reports the
     executor's death to the supervisor."""
     _named("job-init")
-    if private and not _private_mounts(limits, keep):
+    if private and not (_private_mounts(limits, keep) and _no_more_namespaces()):
+        # Fails closed: no executor, so no student code, without the job's own mounts and limits.
         os.write(report_w, wire.encode_line({"op": "setup_failed"}))
+        os._exit(0)
     _prctl(PR_SET_DUMPABLE, 0)
     if not private:
         _prctl(PR_SET_CHILD_SUBREAPER, 1)  # no PID namespace: orphans must still re-attach here
@@ -640,8 +670,11 @@ class Template:
     def _job(self, request, chan, out_w, report_w):
         """Make the job's namespaces, start its init, and tell the supervisor its pid."""
         uid, gid = os.getuid(), os.getgid()
-        private = self.isolation == "bwrap" and _libc.unshare(
-            CLONE_NEWUSER | CLONE_NEWPID | CLONE_NEWNS | CLONE_NEWIPC) == 0
+        private = self.isolation == "bwrap"
+        if private and _libc.unshare(CLONE_NEWUSER | CLONE_NEWPID | CLONE_NEWNS | CLONE_NEWIPC) != 0:
+            # Fails closed: under bwrap a job never runs in the sandbox's own namespaces.
+            os.write(report_w, wire.encode_line({"op": "setup_failed"}))
+            return
         if private:
             try:
                 for name, text in (("setgroups", "deny"), ("uid_map", f"{uid} {uid} 1"),
@@ -1414,6 +1447,23 @@ class Supervisor:
                 return
 
 
+def _own_network():
+    """A network namespace of the lane's own (in a user namespace of its own, which owns it):
+    lanes share a sandbox, and through one network namespace a job could reach another lane's
+    job (an abstract unix socket, a loopback port)."""
+    uid, gid = os.getuid(), os.getgid()
+    if _libc.unshare(CLONE_NEWUSER | CLONE_NEWNET) != 0:
+        return False
+    try:
+        for name, text in (("setgroups", "deny"), ("uid_map", f"{uid} {uid} 1"),
+                           ("gid_map", f"{gid} {gid} 1")):
+            with open(f"/proc/self/{name}", "w") as f:
+                f.write(text)
+    except OSError:
+        return False
+    return True
+
+
 class Root:
     """PID 1 of the sandbox: imports torch and makes the warm state once, then forks one
     supervisor per lane the host asks for. It never holds a secret (each lane's inputs and
@@ -1474,6 +1524,8 @@ class Root:
                     os.close(fd)
                 for fd in (self.lanes_sock.fileno(), self.proto_in.fileno(), self.proto_out.fileno()):
                     os.close(fd)          # the root's channels are not a lane's business
+                if self.isolation == "bwrap" and not _own_network():
+                    raise RuntimeError("the lane's network namespace could not be made")
                 _prctl(PR_SET_CHILD_SUBREAPER, 1)  # the lane's orphans re-attach here
                 sock = socket.socket(fileno=chan)
                 sup = Supervisor(sock.makefile("r"), sock.makefile("wb"), self.isolation, self.workdir)

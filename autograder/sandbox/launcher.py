@@ -123,12 +123,16 @@ class _Cgroup:
         lane_memory = (limits.memory_mb + 1536) * 1024 * 1024
         for base, key, per_lane, root_share in (
                 (Path("/sys/fs/cgroup/pids"), "pids.max", limits.pids, 64),
-                (Path("/sys/fs/cgroup/memory"), "memory.limit_in_bytes", lane_memory, 1 << 30)):
+                (Path("/sys/fs/cgroup/memory"), "memory.limit_in_bytes", lane_memory, 1 << 30),
+                # Equal CPU weight per lane: in a cgroup of its own, a lane's processes share one
+                # lane's weight however many sessions (autogroups) they make or renice.
+                (Path("/sys/fs/cgroup/cpu"), "cpu.shares", 1024, 0)):
             try:
                 d = base / name
                 d.mkdir()
                 self.dirs.append(d)
-                (d / key).write_text(str(per_lane if lanes == 1 else lanes * per_lane + root_share))
+                if key != "cpu.shares":
+                    (d / key).write_text(str(per_lane if lanes == 1 else lanes * per_lane + root_share))
                 if lanes > 1:
                     for i in range(lanes):
                         (d / f"lane{i}").mkdir()
@@ -143,8 +147,8 @@ class _Cgroup:
 
     @property
     def per_lane(self) -> bool:
-        """Has every lane both of the sandbox's controllers, pids and memory?"""
-        return len(self.dirs) == 2 and all(len(ds) == 2 for ds in self.lane_dirs)
+        """Has every lane the sandbox's three controllers, pids, memory and cpu?"""
+        return len(self.dirs) == 3 and all(len(ds) == 3 for ds in self.lane_dirs)
 
     @property
     def description(self) -> str:
@@ -321,13 +325,14 @@ class Sandbox:
         self.cgroup = _Cgroup(self.limits, len(self.lanes))
         if len(self.lanes) > 1 and not (self.level == "bwrap" and self.cgroup.per_lane):
             # Lanes share one sandbox: without a PID namespace per job and a cgroup per lane,
-            # one lane's submission could take another's processes or memory. Fails closed.
+            # one lane's submission could take another's processes, memory or CPU. Fails closed.
             log.info("one lane per sandbox: per-lane cgroups are not available here")
             self.cgroup.remove()
             self.lanes = self.lanes[:1]
             self.cgroup = _Cgroup(self.limits, 1)
-        # The shell joins the cgroups before exec, so every process of the sandbox is counted.
-        joins = "".join(f'echo $$ > "{p}" 2>/dev/null; ' for p in self.cgroup.procs)
+        # The shell joins the cgroups before exec, so every process of the sandbox is counted;
+        # a join that fails ends the launch.
+        joins = "".join(f'echo $$ > "{p}" || exit 97; ' for p in self.cgroup.procs)
         ours, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
         cmd = ["/bin/sh", "-c", joins + 'exec "$@"', "sh", *self._command(theirs.fileno())]
         env = None if self.level == "bwrap" else {**self._env(), "HOME": str(self.tmp)}
