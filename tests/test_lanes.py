@@ -172,3 +172,52 @@ def test_lanes_share_no_network(engine, tmp_path):
     first.join()
     assert "ATTACK RAN: listening" in results[0], results[0]
     assert results[1].count("ATTACK RAN: not reached") == 2 and "REACHED" not in results[1], results[1]
+
+
+HAMMER = '''import os, time
+def hammer(out):
+    n, end = 0, time.time() + 5
+    while time.time() < end:
+        for name in os.listdir("/proc"):
+            try:
+                if name.isdigit() and open(f"/proc/{name}/comm").read().strip() == "gb-prober":
+                    fd = os.open(f"/proc/{name}/clear_refs", os.O_WRONLY)
+                    for _ in range(500):
+                        os.write(fd, b"5")     # resets that process's peak RSS (VmHWM)
+                        n += 1
+                    os.close(fd)
+            except OSError:
+                pass
+    open(out, "w").write(str(n))
+    os._exit(0)
+if os.fork() == 0:
+    hammer("/tmp/resets")
+time.sleep(5.5)
+print("ATTACK RAN: VmHWM resets", open("/tmp/resets").read() if os.path.exists("/tmp/resets") else 0)
+def mse_grad(inp, targ):
+    inp.g = inp * 0
+'''
+
+
+def test_another_lane_cannot_hide_a_memory_peak(engine, tmp_path):
+    """While one lane's cell resets the peak RSS (VmHWM) of every prober it can see in /proc,
+    is the other lane's memory case still measured, so that the outer product is still caught?"""
+    victim = read_variant(Path(__file__).parent / "corpus" / "lin_outer_product_oom.py")
+    nb = victim.build(tmp_path / "victim.ipynb")
+    done, results = threading.Event(), []
+
+    def victim_lane():
+        while not done.is_set() or not results:
+            results.append(engine.grade(nb, lane=1))
+
+    neighbour = threading.Thread(target=victim_lane)
+    neighbour.start()
+    out = engine.grade(synth.write_submission(tmp_path / "hammer.ipynb", {"mse_grad": HAMMER}),
+                       lane=0).part("mse_grad").output
+    done.set()
+    neighbour.join()
+    resets = int(out.split("ATTACK RAN: VmHWM resets")[1].split()[0])
+    assert resets > 0, out                     # the attack ran, and reached probers
+    for result in results:
+        part = result.part("lin_without_einsum")
+        assert "outer_product_oom" in part.mistakes and "MB at its peak" in part.output, part.output

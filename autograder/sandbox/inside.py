@@ -944,6 +944,7 @@ class Grading:
         self.holder = None      # which state serves the channel: None (executor), or a part
         self.prober = None      # (part, pid, RSS when ready in kB, probing in place)
         self.part_started = {}
+        self.lane_before = None  # the lane's memory usage when the memory case was asked
         self.status = "finished"
 
     # -- the whole run, with replays after a death or a hang --
@@ -1116,6 +1117,7 @@ class Grading:
         blobs = [inputs[case["inputs"][k]] for k in names]
         self.asking = ("case", idx)
         job.autograd = False
+        self.lane_before = self.sup.memory_mark() if case.get("peak_mb") else None
         deadline = min(self.deadline, time.monotonic() + float(self.limits["case_seconds"]))
         job.send({"op": "case", "index": idx, "part": part, "probe": case["probe"],
                   "inputs": names}, blobs, deadline=deadline)
@@ -1175,14 +1177,22 @@ class Grading:
             return
 
     def measure(self, record, case, pid):
-        """Peak memory the case used, read by the supervisor from the kernel (VmHWM of the
-        fresh prober minus its size when it was ready): not what the process says."""
+        """Peak memory the case used, read by the supervisor from the kernel: not what the
+        process says. The larger of the fresh prober's VmHWM minus its size when it was ready,
+        and the growth of the lane's memory cgroup's peak over the case (the lane runs this
+        case alone; another lane's process can reset a VmHWM, never that peak)."""
         base, peak = self.prober[2], _status_kb(pid, "VmHWM")
-        if base is None or peak is None:
+        lane_peak = self.sup.memory_peak()
+        readings = []
+        if base is not None and peak is not None:
+            readings.append(max(peak - base, 0) / 1024)
+        if self.lane_before is not None and lane_peak is not None:
+            readings.append(max(lane_peak - self.lane_before, 0) / (1024 * 1024))
+        if not readings:
             record.update(status="error", error={"type": "MemoryError", "memory": True, "last_line": "",
                                                  "message": "its memory use could not be measured"})
             return
-        used = max(peak - base, 0) / 1024
+        used = max(readings)
         record["peak_mb"] = round(used, 1)
         if used > float(case["peak_mb"]) and record.get("status") == "ok":
             record.update(status="error", error={
@@ -1305,6 +1315,9 @@ class Supervisor:
         self.retiring = None   # the last job, ended once its report is sent
         self.spare = None      # (key, Job): the next job, started ahead of its submission
         self.me = os.getpid()
+        # The lane's memory cgroup (its peak, resettable, and its usage), opened by the host:
+        # a peak that no process of the sandbox can reset, where VmHWM can be by any of them.
+        self.memory = None
 
     def reply(self, payload):
         for chunk in wire.encode_report(payload):
@@ -1349,6 +1362,24 @@ class Supervisor:
             raise RuntimeError("the template did not start")
         self.reply({"op": "ready", "pid": os.getpid(), "inputs": len(self.inputs),
                     "torch": torch.__version__, "isolation": self.isolation})
+
+    def memory_mark(self):
+        """Reset the lane's memory peak to its usage now, and return that usage (bytes)."""
+        if self.memory is None:
+            return None
+        try:
+            os.pwrite(self.memory[0], b"0", 0)
+            return int(os.pread(self.memory[1], 64, 0))
+        except (OSError, ValueError):
+            return None
+
+    def memory_peak(self):
+        if self.memory is None:
+            return None
+        try:
+            return int(os.pread(self.memory[0], 64, 0))
+        except (OSError, ValueError):
+            return None
 
     def processes(self):
         """This lane's processes, from the kernel's list: the ones whose parents lead here.
@@ -1509,12 +1540,13 @@ class Root:
         joins the lane's cgroups (the other fds: their cgroup.procs, opened by the host) before
         it forks anything. An earlier supervisor of that lane is ended with what it started."""
         index = int(request.get("index", 0))
+        joins = int(request.get("join", len(fds) - 1))
         old = self.lanes.pop(index, None)
         if old is not None:
             with contextlib.suppress(OSError):
                 os.kill(old, signal.SIGKILL)
             self.reap()
-        chan, cgroups = fds[0], fds[1:]
+        chan, cgroups, memory = fds[0], fds[1:1 + joins], fds[1 + joins:]
         pid = os.fork()
         if pid == 0:
             try:
@@ -1529,7 +1561,8 @@ class Root:
                 _prctl(PR_SET_CHILD_SUBREAPER, 1)  # the lane's orphans re-attach here
                 sock = socket.socket(fileno=chan)
                 sup = Supervisor(sock.makefile("r"), sock.makefile("wb"), self.isolation, self.workdir)
-                sup.start(self.warm, [chan])
+                sup.memory = memory if len(memory) == 2 else None
+                sup.start(self.warm, [chan, *memory])
                 sup.serve()
             finally:
                 os._exit(0)

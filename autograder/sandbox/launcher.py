@@ -159,6 +159,15 @@ class _Cgroup:
         opened by the host grants the write; the sandbox sees no cgroup filesystem)."""
         return [os.open(d / "cgroup.procs", os.O_WRONLY | os.O_CLOEXEC) for d in self.lane_dirs[index]]
 
+    def lane_memory_fds(self, index: int) -> list[int]:
+        """The lane's memory peak (read, and reset by writing) and usage, for its supervisor's
+        memory cases: nothing else in the sandbox can reach them."""
+        for d in self.lane_dirs[index]:
+            if d.parent.parent.name == "memory":
+                return [os.open(d / "memory.max_usage_in_bytes", os.O_RDWR | os.O_CLOEXEC),
+                        os.open(d / "memory.usage_in_bytes", os.O_RDONLY | os.O_CLOEXEC)]
+        return []
+
     def kill_all(self, index: int | None = None):
         """Every process of the sandbox (or of one lane): a cgroup is not left by forking."""
         dirs = self.dirs + [d for ds in self.lane_dirs for d in ds] if index is None else self.lane_dirs[index]
@@ -445,13 +454,16 @@ class Lane:
         if box.cgroup and box.cgroup.lane_dirs[self.index]:
             box.cgroup.kill_all(self.index)
         ours, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_STREAM)
-        cgroups = box.cgroup.lane_fds(self.index) if box.cgroup and len(box.lanes) > 1 else []
+        lanes = box.cgroup and len(box.lanes) > 1
+        cgroups = box.cgroup.lane_fds(self.index) if lanes else []
+        memory = box.cgroup.lane_memory_fds(self.index) if lanes else []
         try:
-            socket.send_fds(box.ctl, [json.dumps({"op": "lane", "index": self.index}).encode()],
-                            [theirs.fileno(), *cgroups])
+            socket.send_fds(box.ctl, [json.dumps({"op": "lane", "index": self.index,
+                                                  "join": len(cgroups)}).encode()],
+                            [theirs.fileno(), *cgroups, *memory])
         finally:
             theirs.close()
-            for fd in cgroups:
+            for fd in cgroups + memory:
                 os.close(fd)
         self.sock, self.generation = ours, box.generation
         self.opened += 1
