@@ -669,21 +669,11 @@ class Template:
 
     def _job(self, request, chan, out_w, report_w):
         """Make the job's namespaces, start its init, and tell the supervisor its pid."""
-        uid, gid = os.getuid(), os.getgid()
         private = self.isolation == "bwrap"
-        if private and _libc.unshare(CLONE_NEWUSER | CLONE_NEWPID | CLONE_NEWNS | CLONE_NEWIPC) != 0:
+        if private and not _unshare_as_self(CLONE_NEWUSER | CLONE_NEWPID | CLONE_NEWNS | CLONE_NEWIPC):
             # Fails closed: under bwrap a job never runs in the sandbox's own namespaces.
             os.write(report_w, wire.encode_line({"op": "setup_failed"}))
             return
-        if private:
-            try:
-                for name, text in (("setgroups", "deny"), ("uid_map", f"{uid} {uid} 1"),
-                                   ("gid_map", f"{gid} {gid} 1")):
-                    with open(f"/proc/self/{name}", "w") as f:
-                        f.write(text)
-            except OSError:
-                os.write(report_w, wire.encode_line({"op": "setup_failed"}))
-                return
         limits = request["limits"]
         pid = os.fork()
         if pid == 0:
@@ -1478,12 +1468,11 @@ class Supervisor:
                 return
 
 
-def _own_network():
-    """A network namespace of the lane's own (in a user namespace of its own, which owns it):
-    lanes share a sandbox, and through one network namespace a job could reach another lane's
-    job (an abstract unix socket, a loopback port)."""
+def _unshare_as_self(flags):
+    """New namespaces (a user namespace among them) in which this process keeps its own uid
+    and gid; False when the kernel refuses any of it."""
     uid, gid = os.getuid(), os.getgid()
-    if _libc.unshare(CLONE_NEWUSER | CLONE_NEWNET) != 0:
+    if _libc.unshare(flags) != 0:
         return False
     try:
         for name, text in (("setgroups", "deny"), ("uid_map", f"{uid} {uid} 1"),
@@ -1556,7 +1545,9 @@ class Root:
                     os.close(fd)
                 for fd in (self.lanes_sock.fileno(), self.proto_in.fileno(), self.proto_out.fileno()):
                     os.close(fd)          # the root's channels are not a lane's business
-                if self.isolation == "bwrap" and not _own_network():
+                # A network namespace of the lane's own (with the user namespace that owns it):
+                # through one, a job could reach another lane's (an abstract socket, a port).
+                if self.isolation == "bwrap" and not _unshare_as_self(CLONE_NEWUSER | CLONE_NEWNET):
                     raise RuntimeError("the lane's network namespace could not be made")
                 _prctl(PR_SET_CHILD_SUBREAPER, 1)  # the lane's orphans re-attach here
                 sock = socket.socket(fileno=chan)
@@ -1574,14 +1565,8 @@ class Root:
         """Reap what ended, and end what an ended lane left behind: its orphans re-attach to
         this process, whose only other children are the live lanes' supervisors. Looked for
         at every turn, not only when a lane's end is reaped: an orphan can re-attach late."""
-        while True:
-            try:
-                pid, _ = os.waitpid(-1, os.WNOHANG)
-            except ChildProcessError:
-                break
-            if pid == 0:
-                break
-            self.lanes = {i: p for i, p in self.lanes.items() if p != pid}
+        _reap()
+        self.lanes = {i: p for i, p in self.lanes.items() if _alive(p)}
         live = set(self.lanes.values())
         for pid, parent in _parents().items():
             if parent == os.getpid() and pid not in live:
