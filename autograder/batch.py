@@ -37,8 +37,9 @@ MANIFEST = ".shard.json"     # which slice a results folder holds, so merge can 
 # Sandbox lanes per core (docs/scaling.md): several submissions in flight per worker, so a
 # student's sleep, a wait between the two sides or the trusted side's own work leaves the core
 # to another lane, for the cost of a forked supervisor rather than another worker's start
-# (torch imported twice, a pytest session). On 2 cores, 40 bench submissions: 2 workers of one
-# lane 7.7-8.0 s; 1 worker of 4 lanes 6.1-6.2 s; of 6 lanes 5.8-5.9 s. 300: 36.8 s -> 32.3 s.
+# (torch imported twice, a pytest session). On 2 cores, 40 bench submissions (make autograde,
+# three runs each): 2 workers of one lane 7.7-8.0 s; 1 worker of 4 lanes 6.1-6.2 s; of 6 lanes
+# 5.8-5.9 s. 300: 32.3-33.2 s against 33.7-36.8 s, peak memory 1.15 against 1.52 GB.
 LANES_PER_CORE = 3
 
 
