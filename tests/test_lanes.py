@@ -1,6 +1,7 @@
 """Sandbox lanes: submissions graded side by side in one sandbox cannot reach, starve or end each other."""
 from __future__ import annotations
 
+import os
 import threading
 import time
 from pathlib import Path
@@ -221,3 +222,23 @@ def test_another_lane_cannot_hide_a_memory_peak(engine, tmp_path):
     for result in results:
         part = result.part("lin_without_einsum")
         assert "outer_product_oom" in part.mistakes and "MB at its peak" in part.output, part.output
+
+
+def test_cgroups_of_a_killed_sandbox_are_removed_by_the_next_one():
+    """When a worker was killed with -9 (it cannot remove its sandbox's cgroups), does the
+    next sandbox's start remove them, while the cgroups of a live process stay?"""
+    base = Path("/sys/fs/cgroup/pids")
+    dead = base / "gbk-999999999-testdead"
+    live = base / f"gbk-{os.getppid()}-testlive"
+    try:
+        for d in (dead, dead / "lane0", live):
+            d.mkdir()
+    except OSError:
+        pytest.skip("no writable pids cgroup here")
+    try:
+        launcher._remove_stale_cgroups()
+        assert not dead.exists() and live.exists()
+    finally:
+        for d in (dead / "lane0", dead, live):
+            if d.exists():
+                d.rmdir()

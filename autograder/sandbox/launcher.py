@@ -111,6 +111,24 @@ def _system_binds() -> list[str]:
     return args
 
 
+CGROUP_CONTROLLERS = ("pids", "memory", "cpu")
+
+
+def _remove_stale_cgroups() -> None:
+    """The empty cgroups of sandboxes whose process is gone (a worker killed with -9 cannot
+    remove its own): they would pile up on a machine that grades every day."""
+    for controller in CGROUP_CONTROLLERS:
+        with contextlib.suppress(OSError):
+            for d in Path("/sys/fs/cgroup", controller).glob("gbk-*-*"):
+                with contextlib.suppress(OSError, ValueError):
+                    pid = int(d.name.split("-")[1])
+                    if pid == os.getpid() or Path(f"/proc/{pid}").exists():
+                        continue
+                    for lane in d.glob("lane*"):
+                        lane.rmdir()   # fails, and so keeps it, while a process is in it
+                    d.rmdir()
+
+
 class _Cgroup:
     """Pids and memory cgroups for one sandbox, and one pair per lane inside it, where this
     machine lets us make them. Each lane gets what a sandbox of one lane gets; the sandbox's
@@ -120,6 +138,7 @@ class _Cgroup:
         self.dirs: list[Path] = []
         self.lane_dirs: list[list[Path]] = [[] for _ in range(lanes)]
         name = f"gbk-{os.getpid()}-{uuid.uuid4().hex[:8]}"
+        _remove_stale_cgroups()
         lane_memory = (limits.memory_mb + 1536) * 1024 * 1024
         for base, key, per_lane, root_share in (
                 (Path("/sys/fs/cgroup/pids"), "pids.max", limits.pids, 64),
