@@ -242,3 +242,24 @@ def test_cgroups_of_a_killed_sandbox_are_removed_by_the_next_one():
         for d in (dead / "lane0", dead, live):
             if d.exists():
                 d.rmdir()
+
+
+def test_a_job_can_neither_lease_a_shared_file_nor_reach_a_keyring(engine, tmp_path):
+    """Can a cell take a write lease on a file bound into the sandbox (stalling every process
+    that opens it, in any lane or on the host) or add a key to a keyring of the sandbox's user
+    (a channel that outlives the sandbox)? Both must be refused while the cell runs."""
+    cell = ("import ctypes, fcntl, os\n"
+            "fd = os.open('/sandbox/wire.py', os.O_RDONLY)\n"
+            "try:\n    fcntl.fcntl(fd, fcntl.F_SETLEASE, fcntl.F_WRLCK); print('LEASED')\n"
+            "except OSError as e:\n    print('ATTACK RAN: lease refused', e.errno)\n"
+            "libc = ctypes.CDLL(None, use_errno=True)\n"
+            "libc.syscall.restype = ctypes.c_long\n"
+            "for ring in (-4, -3, -2):   # the user, session and process keyrings\n"
+            "    r = libc.syscall(248, b'user', b'gbk-test', b'x', 1, ring)\n"
+            "    print('ATTACK RAN: add_key', ring, r, ctypes.get_errno())\n"
+            "def mse_grad(inp, targ):\n    inp.g = inp * 0\n")
+    out = engine.grade(synth.write_submission(tmp_path / "lease.ipynb", {"mse_grad": cell}),
+                       lane=0).part("mse_grad").output
+    assert "ATTACK RAN: lease refused" in out and "LEASED" not in out, out
+    assert out.count("ATTACK RAN: add_key") == 3 and out.count(" -1 1") == 3, out   # EPERM
+    assert "gbk-test" not in Path("/proc/keys").read_text()

@@ -485,6 +485,66 @@ JOB_USER_LIMITS = {"max_user_namespaces": 0, "max_pid_namespaces": 0, "max_net_n
                    "max_fanotify_groups": 0, "max_fanotify_marks": 0}
 
 
+# System calls a job may not make, per architecture (seccomp's audit arch, the calls' numbers):
+# a write lease (fcntl F_SETLEASE) on a file bound into the sandbox (the venv's, /sandbox's)
+# stalls every other process that opens it, in another lane, sandbox or on the host, for the
+# lease-break time (45 s); the key calls reach the keyrings of the sandbox's user on the host,
+# a channel between lanes that outlives the sandbox. Both are open to a job because, under a
+# kit run as root, its processes are root's on the host.
+SECCOMP_ARCHES = {"x86_64": (0xC000003E, {"fcntl": 72, "add_key": 248, "request_key": 249,
+                                          "keyctl": 250}),
+                  "aarch64": (0xC00000B7, {"fcntl": 25, "add_key": 217, "request_key": 218,
+                                           "keyctl": 219})}
+F_SETLEASE = 1024
+
+
+def _seccomp_filter():
+    """The job's seccomp filter: those calls fail with EPERM, as do calls of another ABI (a
+    32-bit or x32 entry point would have other numbers). None on an architecture not listed."""
+    arch = SECCOMP_ARCHES.get(os.uname().machine)
+    if arch is None:
+        return None
+    audit_arch, nr = arch
+    ld_w_abs, jeq_k, jge_k, ret_k = 0x20, 0x15, 0x35, 0x06
+    allow, deny = 0x7FFF0000, 0x00050000 | 1          # SECCOMP_RET_ALLOW, ERRNO(EPERM)
+    prog = [(ld_w_abs, 0, 0, 4),                      # arch
+            (jeq_k, 1, 0, audit_arch),
+            (ret_k, 0, 0, deny),
+            (ld_w_abs, 0, 0, 0),                      # syscall number
+            (jge_k, 0, 1, 0x40000000),                # x32 numbers
+            (ret_k, 0, 0, deny),
+            (jeq_k, 0, 3, nr["fcntl"]),
+            (ld_w_abs, 0, 0, 24),                     # args[1], low word (little-endian)
+            (jeq_k, 5, 0, F_SETLEASE),
+            (ret_k, 0, 0, allow),
+            (jeq_k, 3, 0, nr["add_key"]),
+            (jeq_k, 2, 0, nr["request_key"]),
+            (jeq_k, 1, 0, nr["keyctl"]),
+            (ret_k, 0, 0, allow),
+            (ret_k, 0, 0, deny)]
+    return prog
+
+
+def _install_seccomp():
+    """Install the job's filter (inherited by every process it forks); False when the kernel
+    refuses it."""
+    prog = _seccomp_filter()
+    if prog is None:
+        return True
+
+    class Filter(ctypes.Structure):
+        _fields_ = [("code", ctypes.c_uint16), ("jt", ctypes.c_uint8), ("jf", ctypes.c_uint8),
+                    ("k", ctypes.c_uint32)]
+
+    class Program(ctypes.Structure):
+        _fields_ = [("len", ctypes.c_uint16), ("filter", ctypes.POINTER(Filter))]
+
+    filters = (Filter * len(prog))(*[Filter(*f) for f in prog])
+    program = Program(len(prog), filters)
+    _prctl(PR_SET_NO_NEW_PRIVS, 1)
+    return _libc.prctl(22, 2, ctypes.byref(program), 0, 0) == 0   # PR_SET_SECCOMP, FILTER
+
+
 def _no_more_namespaces():
     """Set the job's user-namespace limits (the job's init holds the capability in it;
     student code does not). A namespace kind this kernel lacks is no limit to set."""
@@ -506,7 +566,8 @@ def _job_init(chan, out_w, report_w, limits, workdir, probes, base_ns, keep, pri
     """PID 1 of the job's namespace: never runs student code; reaps, and reports the
     executor's death to the supervisor."""
     _named("job-init")
-    if private and not (_private_mounts(limits, keep) and _no_more_namespaces()):
+    if private and not (_private_mounts(limits, keep) and _no_more_namespaces()
+                        and _install_seccomp()):
         # Fails closed: no executor, so no student code, without the job's own mounts and limits.
         os.write(report_w, wire.encode_line({"op": "setup_failed"}))
         os._exit(0)
