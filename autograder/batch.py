@@ -22,6 +22,7 @@ from . import rubric as rubric_mod
 from .identity import key_and_hint_of
 from .progress import Progress
 from .safe_files import atomic_write, id_problem, shown
+from .sandbox.launcher import lanes_possible
 from .scoring import Result, score
 from .store import ResultStore
 
@@ -290,9 +291,12 @@ def shape_for(cores: int, to_grade: int) -> tuple[int, int]:
     """(worker processes, sandbox lanes per worker) for `cores` and `to_grade` submissions.
     One core is one worker of one lane: `--jobs 1` grades strictly one submission at a time.
     Otherwise one worker per two cores (its trusted side, one thread at a time, keeps up with
-    six lanes), LANES_PER_CORE lanes per core, and no more lanes than submissions."""
+    six lanes), LANES_PER_CORE lanes per core, and no more lanes than submissions; where a
+    sandbox can have only one lane (no bwrap, or no cgroups for this user), one per core."""
     if cores <= 1:
         return 1, 1
+    if not lanes_possible():        # one lane per sandbox here: one worker per core, as before lanes
+        return max(1, min(cores, to_grade or 1)), 1
     workers = max(1, min(cores // 2, to_grade or 1))
     lanes = min(LANES_PER_CORE * cores // workers, max(1, -(-to_grade // workers)))
     return workers, lanes

@@ -45,6 +45,7 @@ def test_workers_take_lanes_by_cores_and_one_core_stays_serial(tmp_path, monkeyp
         ahead.append(expected), driver.slots.append(expected)))
     monkeypatch.setattr(batch._Driver, "shutdown", lambda driver: driver.slots.clear())
     monkeypatch.setattr(batch, "key_and_hint_of", lambda path, fp, assignment: (str(path), 0.0))
+    monkeypatch.setattr(batch, "lanes_possible", lambda: True)
     store = ResultStore(tmp_path / "results")
     big = [(f"s{i:03d}", tmp_path / f"s{i:03d}.ipynb") for i in range(100)]
     for jobs, items in ((2, big), (4, big), (1, big), (2, big[:40]), (2, big[:3]), (4, big[:3]),
@@ -58,6 +59,14 @@ def test_workers_take_lanes_by_cores_and_one_core_stays_serial(tmp_path, monkeyp
     ahead.clear()
     grade_many(big[:5], jobs=2, store=store, progress="off")
     assert ahead == [] and len(started) == 7
+
+
+def test_without_lanes_a_cohort_gets_a_worker_per_core(monkeypatch):
+    """Where a sandbox can have only one lane (no bwrap, or no cgroups for this user), does a
+    cohort get one worker per core instead of one per two?"""
+    monkeypatch.setattr(batch, "lanes_possible", lambda: False)
+    assert [batch.shape_for(c, n) for c, n in ((2, 40), (4, 300), (1, 40), (4, 3))] == \
+        [(2, 1), (4, 1), (1, 1), (3, 1)]
 
 
 def test_likely_slow_submissions_start_early_one_at_a_time():

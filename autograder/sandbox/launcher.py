@@ -114,6 +114,13 @@ def _system_binds() -> list[str]:
 CGROUP_CONTROLLERS = ("pids", "memory", "cpu")
 
 
+def lanes_possible() -> bool:
+    """Can a sandbox here have several lanes (bwrap, and cgroups this process may make for
+    each lane)? Where not, a cohort needs a worker per core instead."""
+    return detect_level() == "bwrap" and all(
+        os.access(Path("/sys/fs/cgroup", c), os.W_OK) for c in CGROUP_CONTROLLERS)
+
+
 def _remove_stale_cgroups() -> None:
     """The empty cgroups of sandboxes whose process is gone (a worker killed with -9 cannot
     remove its own): they would pile up on a machine that grades every day."""
