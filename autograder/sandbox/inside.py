@@ -1554,8 +1554,8 @@ class Root:
     jobs, process tree and (where the host could make them) pids and memory cgroups: one
     lane's submission cannot see into, starve of processes or memory, or end another's."""
 
-    def __init__(self, proto_in, proto_out, lanes_sock, isolation, workdir):
-        self.proto_in, self.proto_out, self.lanes_sock = proto_in, proto_out, lanes_sock
+    def __init__(self, proto_in, lanes_sock, isolation, workdir):
+        self.proto_in, self.lanes_sock = proto_in, lanes_sock
         self.isolation, self.workdir = isolation, workdir
         self.warm = None
         self.lanes = {}        # index -> the pid of its supervisor
@@ -1604,7 +1604,7 @@ class Root:
                 for fd in cgroups:
                     os.write(fd, b"0")    # fails (and so ends the lane) rather than run outside them
                     os.close(fd)
-                for fd in (self.lanes_sock.fileno(), self.proto_in.fileno(), self.proto_out.fileno()):
+                for fd in (self.lanes_sock.fileno(), self.proto_in.fileno()):
                     os.close(fd)          # the root's channels are not a lane's business
                 # A network namespace of the lane's own (with the user namespace that owns it):
                 # through one, a job could reach another lane's (an abstract socket, a port).
@@ -1654,8 +1654,7 @@ def main():
     isolation, workdir, lanes_fd = _args(sys.argv[1:])
     if isolation == "namespaces" and not UNSHARED:
         isolation = "rlimits"
-    proto_in = os.fdopen(os.dup(0), "r")
-    proto_out = os.fdopen(os.dup(1), "wb")
+    proto_in = os.fdopen(os.dup(0), "r")   # the host's init line, then quit (the root answers nothing)
     null = os.open(os.devnull, os.O_RDWR)
     os.dup2(null, 0)
     os.dup2(null, 1)
@@ -1665,7 +1664,7 @@ def main():
     torch.set_num_threads(1)
     _named("root")
     lanes_sock = socket.socket(fileno=lanes_fd)
-    Root(proto_in, proto_out, lanes_sock, isolation, workdir).serve()
+    Root(proto_in, lanes_sock, isolation, workdir).serve()
     # Leave at once. Tearing down an interpreter that holds torch takes a while, and as the
     # namespace's init (or every lane's ancestor) this exit ends the rest.
     os._exit(0)
